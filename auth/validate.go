@@ -1,0 +1,205 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/dialgate/dialgate/store"
+)
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("invalid input")
+
+// ErrNeedsForce marks a value that is well-formed but dangerous (it would
+// open the server to everyone, or is not a unicast address); the
+// administrator can insist with --force.
+var ErrNeedsForce = errors.New("refused without --force")
+
+// inputError reads as a plain sentence naming the bad value while still
+// matching ErrInvalid.
+type inputError struct{ msg string }
+
+func (e *inputError) Error() string        { return e.msg }
+func (e *inputError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(format string, args ...any) error {
+	return &inputError{msg: fmt.Sprintf(format, args...)}
+}
+
+const (
+	maxNameLen    = 32
+	maxCommentLen = 128
+)
+
+// ValidateAccountName accepts 1-32 characters of lower-case letters,
+// digits, '.', '_' and '-', starting with a letter or digit: names that
+// are safe in a file name, a log line and a dialplan alike.
+func ValidateAccountName(name string) error {
+	ok := len(name) > 0 && len(name) <= maxNameLen
+	for i, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+		case i > 0 && (r == '.' || r == '_' || r == '-'):
+		default:
+			ok = false
+		}
+	}
+	if !ok {
+		return invalid("account name %q: use 1-%d lower-case letters, digits, '.', '_' or '-', starting with a letter or digit", name, maxNameLen)
+	}
+	return nil
+}
+
+// ParsePerms reads a permission list: "1,2,8", "1 2 8" or the compact
+// Travelin' Man 3 form "128". Codes are 0-9; 0 means every service.
+func ParsePerms(s string) (store.PermSet, error) {
+	var p store.PermSet
+	fields := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	if len(fields) == 0 {
+		return 0, invalid("permission list %q: empty; give codes 0-9 such as 1,2,8", s)
+	}
+	for _, f := range fields {
+		for _, r := range f {
+			if r < '0' || r > '9' {
+				return 0, invalid("permission list %q: %q is not a code 0-9", s, f)
+			}
+			p |= store.NewPermSet(int(r - '0'))
+		}
+	}
+	return p, nil
+}
+
+// ValidateComment accepts up to 128 printable characters. A comment is
+// only ever stored and displayed (it never reaches a shell or an iptables
+// argument), so the danger is terminal and log injection: control
+// characters, including newlines and escape sequences, are refused.
+func ValidateComment(c string) error {
+	if !utf8.ValidString(c) {
+		return invalid("comment %q: not valid UTF-8", c)
+	}
+	if n := utf8.RuneCountInString(c); n > maxCommentLen {
+		return invalid("comment %.20q...: %d characters, at most %d", c, n, maxCommentLen)
+	}
+	for _, r := range c {
+		if !unicode.IsPrint(r) && r != ' ' {
+			return invalid("comment %q: control character %U not allowed", c, r)
+		}
+	}
+	return nil
+}
+
+// Widest networks accepted without --force. Anything wider opens a large
+// part of the Internet; the admin must say so explicitly.
+const (
+	minBitsV4 = 8
+	minBitsV6 = 16
+)
+
+// ParseEntry checks value as an entry of the given kind and returns its
+// canonical form (what is stored and compared): a bare address, a masked
+// prefix, or a lower-case host name without a trailing dot.
+func ParseEntry(kind store.EntryKind, value string, force bool) (string, error) {
+	v := strings.TrimSpace(value)
+	switch kind {
+	case store.KindIP:
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			if _, perr := netip.ParsePrefix(v); perr == nil {
+				return "", invalid("ip %q: this is a network, use the cidr kind", value)
+			}
+			return "", invalid("ip %q: not an IPv4 or IPv6 address", value)
+		}
+		if a.Zone() != "" {
+			return "", invalid("ip %q: zoned addresses are not allowed", value)
+		}
+		a = a.Unmap()
+		if err := checkUnicast(a, force); err != nil {
+			return "", fmt.Errorf("ip %q: %w", value, err)
+		}
+		return a.String(), nil
+	case store.KindCIDR:
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return "", invalid("cidr %q: not a network such as 198.51.100.0/24 or 2001:db8::/48", value)
+		}
+		if p.Addr().Is4In6() {
+			return "", invalid("cidr %q: write IPv4 networks in IPv4 form", value)
+		}
+		if p != p.Masked() {
+			return "", invalid("cidr %q: host bits set; did you mean %s?", value, p.Masked())
+		}
+		min := minBitsV4
+		if p.Addr().Is6() {
+			min = minBitsV6
+		}
+		if p.Bits() < min && !force {
+			return "", fmt.Errorf("cidr %q: %w: it opens /%d, more than the /%d limit (everyone, if /0)", value, ErrNeedsForce, p.Bits(), min)
+		}
+		if err := checkUnicast(p.Addr(), force); err != nil && p.Bits() >= min {
+			return "", fmt.Errorf("cidr %q: %w", value, err)
+		}
+		return p.String(), nil
+	case store.KindFQDN:
+		name, err := CanonicalHost(v)
+		if err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	return "", invalid("entry kind %q: want ip, cidr or fqdn", kind)
+}
+
+func checkUnicast(a netip.Addr, force bool) error {
+	var why string
+	switch {
+	case a.IsUnspecified():
+		why = "the unspecified address"
+	case a.IsMulticast():
+		why = "a multicast address"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		why = "the broadcast address"
+	default:
+		return nil
+	}
+	if force {
+		return nil
+	}
+	return fmt.Errorf("%w: it is %s", ErrNeedsForce, why)
+}
+
+// CanonicalHost checks a DNS host name (RFC 1123: labels of letters,
+// digits and hyphens, 1-63 long, 253 in all, at least two labels, a
+// non-numeric top label) and returns it lower-cased without a final dot.
+func CanonicalHost(s string) (string, error) {
+	name := strings.ToLower(strings.TrimSuffix(s, "."))
+	bad := func(why string) error { return invalid("fqdn %q: %s", s, why) }
+	if name == "" || len(name) > 253 {
+		return "", bad("must be 1-253 characters")
+	}
+	labels := strings.Split(name, ".")
+	if len(labels) < 2 {
+		return "", bad("needs at least two labels, such as pbx.example.org")
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 {
+			return "", bad("each label must be 1-63 characters")
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return "", bad("a label cannot start or end with '-'")
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return "", bad(fmt.Sprintf("character %q not allowed in a host name", r))
+			}
+		}
+	}
+	top := labels[len(labels)-1]
+	if strings.Trim(top, "0123456789") == "" {
+		return "", bad("looks like an address, not a name; use the ip kind")
+	}
+	return name, nil
+}

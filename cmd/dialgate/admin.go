@@ -1,0 +1,292 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dialgate/dialgate/daemon"
+	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/store"
+)
+
+func newAccountCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "account", Short: "Manage accounts (who the whitelist entries belong to)"}
+	var perms, comment string
+	add := &cobra.Command{
+		Use:   "add NAME --perms CODES",
+		Short: "Create an account with permission codes 0-9",
+		Example: `  dialgate account add alice --perms 1,2,8 --comment "Alice, sales"
+  dialgate account add office --perms 0`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if perms == "" {
+				return usageError{errFlag("--perms is required, e.g. --perms 1,2,8 (0 all, 1 SIP UDP, 2 SIP TCP, 3 IAX, 4 Web, 5 Webmin, 6 FTP, 7 TFTP, 8 SSH, 9 FOP)")}
+			}
+			c, err := g.client(false)
+			if err != nil {
+				return err
+			}
+			a, err := c.AddAccount(cmd.Context(), daemon.AddAccountRequest{Name: args[0], Perms: perms, Comment: comment})
+			if err != nil {
+				return err
+			}
+			cmd.Printf("account %s added, perms %s\n", a.Name, describePerms(a.Perms))
+			return nil
+		},
+	}
+	add.Flags().StringVar(&perms, "perms", "", "permission codes, e.g. 1,2,8")
+	add.Flags().StringVar(&comment, "comment", "", "free text shown in status")
+	var asJSON bool
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List accounts",
+		Example: "  dialgate account list --json",
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client(false)
+			if err != nil {
+				return err
+			}
+			as, err := c.Accounts(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), as)
+			}
+			printAccounts(cmd.OutOrStdout(), as)
+			return nil
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	var force bool
+	del := &cobra.Command{
+		Use:     "del NAME",
+		Short:   "Delete an account with all its entries and grants",
+		Example: "  dialgate account del alice",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(force)
+			if err != nil {
+				return err
+			}
+			res, err := c.DeleteAccount(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			cmd.Printf("account %s deleted (%d entries, %d grants removed)\n", args[0], len(res.Entries), len(res.Grants))
+			return nil
+		},
+	}
+	del.Flags().BoolVar(&force, "force", false, "even if it cuts off your own SSH session")
+	cmd.AddCommand(add, list, del)
+	return cmd
+}
+
+func newAllowCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "allow {ip|cidr|fqdn} ACCOUNT VALUE",
+		Short: "Whitelist an address, network or dynamic-DNS name for an account",
+	}
+	for _, k := range []struct {
+		kind    store.EntryKind
+		example string
+	}{
+		{store.KindIP, "203.0.113.7"},
+		{store.KindCIDR, "198.51.100.0/24"},
+		{store.KindFQDN, "home.example.org"},
+	} {
+		var perms, comment string
+		var force bool
+		sub := &cobra.Command{
+			Use:   fmt.Sprintf("%s ACCOUNT VALUE", k.kind),
+			Short: fmt.Sprintf("Whitelist a %s (entries take the account's perms unless --perms)", k.kind),
+			Example: fmt.Sprintf("  dialgate allow %s alice %s\n  dialgate allow %s alice %s --perms 1 --comment \"hotel\"",
+				k.kind, k.example, k.kind, k.example),
+			Args: exactArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := g.client(false)
+				if err != nil {
+					return err
+				}
+				e, err := c.AddEntry(cmd.Context(), daemon.AddEntryRequest{
+					Account: args[0], Kind: k.kind, Value: args[1], Perms: perms, Comment: comment, Force: force,
+				})
+				if err != nil {
+					return err
+				}
+				cmd.Printf("%s: %s %s whitelisted for %s, perms %s\n", e.ID, e.Kind, e.Value, e.Account, describePerms(e.Perms))
+				if e.Kind == store.KindFQDN {
+					if len(e.Addrs) == 0 {
+						cmd.Printf("  warning: %s did not resolve (%s); it admits nobody until it does\n", e.Value, e.Error)
+					} else {
+						cmd.Printf("  resolves to %s\n", strings.Join(e.Addrs, ", "))
+					}
+				}
+				return nil
+			},
+		}
+		sub.Flags().StringVar(&perms, "perms", "", "permission codes for this entry (default: the account's)")
+		sub.Flags().StringVar(&comment, "comment", "", "free text shown in status")
+		sub.Flags().BoolVar(&force, "force", false, "accept networks wider than /8 (/16 for IPv6), 0.0.0.0/0, multicast")
+		cmd.AddCommand(sub)
+	}
+	return cmd
+}
+
+func newDenyCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "deny ENTRY",
+		Short: "Remove a whitelist entry, by ID (e12) or by value (every entry with it)",
+		Example: `  dialgate deny e12
+  dialgate deny 203.0.113.7`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(force)
+			if err != nil {
+				return err
+			}
+			res, err := c.DeleteEntry(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			for _, e := range res.Entries {
+				cmd.Printf("%s: %s %s of %s removed\n", e.ID, e.Kind, e.Value, e.Account)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "even if it cuts off your own SSH session")
+	return cmd
+}
+
+func newReloadCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "reload",
+		Short:   "Re-read the config, re-resolve FQDNs and rebuild the firewall from the database",
+		Example: "  dialgate reload",
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client(force)
+			if err != nil {
+				return err
+			}
+			if err := c.Reload(cmd.Context()); err != nil {
+				return err
+			}
+			cmd.Println("firewall rebuilt from the database")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "even if the new config cuts off your own SSH session")
+	return cmd
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "status",
+		Short:   "Show the firewall as the kernel has it, accounts, entries and grants",
+		Example: "  dialgate status\n  dialgate status --json | jq .firewall",
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client(false)
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			printStatus(cmd.OutOrStdout(), st)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func describePerms(p store.PermSet) string {
+	var names []string
+	for _, c := range p.Codes() {
+		names = append(names, fmt.Sprintf("%d %s", c, firewall.CodeName(c)))
+	}
+	return strings.Join(names, ", ")
+}
+
+func printAccounts(w io.Writer, as []daemon.AccountInfo) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tPERMS\tENTRIES\tGRANTS\tENABLED\tCOMMENT")
+	for _, a := range as {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%v\t%s\n", a.Name, a.Perms, a.Entries, a.Grants, a.Enabled, a.Comment)
+	}
+	tw.Flush()
+}
+
+func printStatus(w io.Writer, st daemon.StatusInfo) {
+	state := "NOT LOADED: the server is not protected by dialgate"
+	if st.Firewall.Loaded() {
+		state = "loaded"
+	}
+	fmt.Fprintf(w, "firewall: %s\n", state)
+	for _, f := range st.Firewall.Families {
+		fmt.Fprintf(w, "  %s: chain %v, jump first in INPUT %v, %d rules\n", f.Family, f.ChainLoaded, f.JumpFirst, f.Rules)
+	}
+	fmt.Fprintln(w, "sets:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, s := range st.Firewall.Sets {
+		if !s.Exists {
+			fmt.Fprintf(tw, "  %s\tmissing\n", s.Name)
+			continue
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d entries\n", s.Name, firewall.CodeName(s.Code), len(s.Entries))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	printAccounts(w, st.Accounts)
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tACCOUNT\tKIND\tVALUE\tPERMS\tCOMMENT")
+	for _, e := range st.Entries {
+		perms := e.Perms.String()
+		if e.Inherited {
+			perms += " (account)"
+		}
+		value := e.Value
+		if e.Kind == store.KindFQDN {
+			if len(e.Addrs) > 0 {
+				value += " -> " + strings.Join(e.Addrs, ",")
+			} else {
+				value += " -> unresolved"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Account, e.Kind, value, perms, e.Comment)
+	}
+	tw.Flush()
+	if len(st.Grants) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "GRANT\tACCOUNT\tIP\tPERMS\tTIME LEFT\tSOURCE")
+		for _, gr := range st.Grants {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", gr.ID, gr.Account, gr.IP, gr.Perms, gr.Left.Round(time.Second), gr.Source)
+		}
+		tw.Flush()
+	}
+}

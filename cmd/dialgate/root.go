@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dialgate/dialgate/daemon"
+)
+
+type globals struct {
+	configPath string
+	explicit   bool
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "dialgate",
+		Short: "Whitelist firewall and phone door for Asterisk PBX servers",
+		Long: `dialgate keeps an Asterisk PBX invisible to everyone it does not trust.
+
+Trusted addresses, networks and dynamic-DNS names are whitelisted per
+account with permission codes:
+  0 all  1 SIP UDP  2 SIP TCP  3 IAX  4 Web  5 Webmin  6 FTP  7 TFTP  8 SSH  9 FOP
+Everything else is dropped by the kernel.
+
+Start with "dialgate init", then "dialgate serve" (or systemctl start dialgate).`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			g.explicit = cmd.Flags().Changed("config")
+			if !g.explicit {
+				if p := os.Getenv("DIALGATE_CONFIG"); p != "" {
+					g.configPath, g.explicit = p, true
+				}
+			}
+		},
+	}
+	root.PersistentFlags().StringVar(&g.configPath, "config", daemon.DefaultConfigPath, "config file (env DIALGATE_CONFIG)")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newInitCmd(g), newServeCmd(g), newAccountCmd(g), newAllowCmd(g), newDenyCmd(g),
+		newStatusCmd(g), newReloadCmd(g), newRemoveCmd(g),
+	)
+	return root
+}
+
+func (g *globals) config() (daemon.Config, error) {
+	return daemon.LoadConfig(g.configPath, g.explicit)
+}
+
+// client returns a LocalAPI client that carries the caller's SSH session
+// so the daemon can refuse to cut it off.
+func (g *globals) client(force bool) (*daemon.Client, error) {
+	cfg, err := g.config()
+	if err != nil {
+		return nil, err
+	}
+	c := daemon.NewClient(cfg.Socket)
+	c.SSH = daemon.SSHFromEnv(os.Getenv)
+	c.Force = force
+	return c, nil
+}
+
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s: want %d argument(s), got %d; see --help", cmd.CommandPath(), n, len(args))}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dialgate/dialgate/daemon"
+	"github.com/dialgate/dialgate/firewall"
+)
+
+func newInitCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "Prepare a fresh install: config, database, and whitelist this server and your SSH address",
+		Example: `  dialgate init
+  dialgate --config /tmp/lab/dialgate.toml init`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			addrs, err := daemon.LocalAddrs()
+			if err != nil {
+				return err
+			}
+			err = daemon.Init(daemon.InitOptions{
+				ConfigPath: g.configPath,
+				Addrs:      addrs,
+				SSH:        daemon.SSHFromEnv(os.Getenv).Addr(),
+				Out:        cmd.OutOrStdout(),
+			})
+			if err == nil {
+				cmd.Println("next: dialgate serve   (or: systemctl start dialgate)")
+			}
+			return err
+		},
+	}
+}
+
+func newServeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon: apply the firewall and serve the LocalAPI",
+		Long: `serve applies the stored whitelist to the kernel and answers the other
+dialgate commands on the LocalAPI socket. SIGHUP reloads the config and
+rebuilds the firewall; SIGTERM stops the daemon and leaves the firewall in
+place, so the server stays protected.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			var level slog.Level
+			level.UnmarshalText([]byte(cfg.LogLevel))
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			fw, err := firewall.NewIPTables(log)
+			if err != nil {
+				return err
+			}
+			defer fw.Close()
+			path := ""
+			if _, err := os.Stat(g.configPath); err == nil {
+				path = g.configPath
+			}
+			d, err := daemon.New(daemon.Options{Config: cfg, ConfigPath: path, Backend: fw, Logger: log})
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hup:
+						if err := d.Reload(ctx, daemon.Guard{}); err != nil {
+							log.Error("reload on SIGHUP", "err", err)
+						}
+					}
+				}
+			}()
+			return d.Run(ctx)
+		},
+	}
+}
+
+func newRemoveCmd(g *globals) *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "remove",
+		Short: "Take every dialgate chain, jump and set out of the kernel (stop the daemon first)",
+		Long: `remove uninstalls the firewall from the kernel: the jump from INPUT,
+the DIALGATE chains (iptables and ip6tables) and the dialgate-* sets. The
+database is kept, so "dialgate serve" puts everything back.`,
+		Example: `  systemctl stop dialgate && dialgate remove --yes`,
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !yes {
+				return usageError{errFlag("remove opens the server to everyone; confirm with --yes")}
+			}
+			if c, err := g.client(false); err == nil {
+				if _, err := c.Status(cmd.Context()); err == nil {
+					return errFlag("the daemon is running; stop it first (systemctl stop dialgate), or it will not know the firewall is gone")
+				}
+			}
+			fw, err := firewall.NewIPTables(nil)
+			if err != nil {
+				return err
+			}
+			defer fw.Close()
+			if err := fw.Remove(context.Background()); err != nil {
+				return err
+			}
+			cmd.Println("dialgate firewall removed; the server is no longer filtered by dialgate")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "really remove the firewall")
+	return cmd
+}
+
+type errFlag string
+
+func (e errFlag) Error() string { return string(e) }

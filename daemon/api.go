@@ -1,0 +1,96 @@
+package daemon
+
+import (
+	"time"
+
+	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/store"
+)
+
+// LocalAPI wire types. They are the contract between the CLI and the
+// daemon; fields are only ever added.
+
+// AccountInfo is an account as the API shows it: never the passcode hash.
+type AccountInfo struct {
+	Name    string        `json:"name"`
+	Perms   store.PermSet `json:"perms"`
+	Comment string        `json:"comment,omitempty"`
+	Enabled bool          `json:"enabled"`
+	Created time.Time     `json:"created"`
+	Entries int           `json:"entries"`
+	Grants  int           `json:"grants"`
+}
+
+// EntryInfo is a static entry with its effective permissions.
+type EntryInfo struct {
+	ID        string          `json:"id"`
+	Account   string          `json:"account"`
+	Kind      store.EntryKind `json:"kind"`
+	Value     string          `json:"value"`
+	Perms     store.PermSet   `json:"perms"`
+	Inherited bool            `json:"inherited"` // perms come from the account
+	Comment   string          `json:"comment,omitempty"`
+	Force     bool            `json:"force,omitempty"`
+	Created   time.Time       `json:"created"`
+	Addrs     []string        `json:"addrs,omitempty"` // FQDN: last-known addresses
+	Error     string          `json:"error,omitempty"` // FQDN: last resolution error
+}
+
+// GrantInfo is a time-limited grant.
+type GrantInfo struct {
+	ID      string        `json:"id"`
+	Account string        `json:"account"`
+	IP      string        `json:"ip"`
+	Perms   store.PermSet `json:"perms"`
+	Expires time.Time     `json:"expires"`
+	Left    time.Duration `json:"left"`
+	Source  string        `json:"source"`
+}
+
+// StatusInfo is everything `dialgate status` shows.
+type StatusInfo struct {
+	Firewall firewall.Status `json:"firewall"`
+	Accounts []AccountInfo   `json:"accounts"`
+	Entries  []EntryInfo     `json:"entries"`
+	Grants   []GrantInfo     `json:"grants"`
+	DB       string          `json:"db"`
+	Time     time.Time       `json:"time"`
+}
+
+// AddAccountRequest creates an account.
+type AddAccountRequest struct {
+	Name    string `json:"name"`
+	Perms   string `json:"perms"` // as typed: "1,2,8"
+	Comment string `json:"comment"`
+}
+
+// AddEntryRequest whitelists an address, network or name for an account.
+type AddEntryRequest struct {
+	Account string          `json:"account"`
+	Kind    store.EntryKind `json:"kind"`
+	Value   string          `json:"value"`
+	Perms   string          `json:"perms,omitempty"` // empty: inherit the account's
+	Comment string          `json:"comment,omitempty"`
+	Force   bool            `json:"force,omitempty"`
+}
+
+// DeleteResult lists what a deletion removed.
+type DeleteResult struct {
+	Entries []EntryInfo `json:"entries"`
+	Grants  []GrantInfo `json:"grants,omitempty"`
+}
+
+// errorBody is every non-2xx response.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"` // invalid, force, not_found, exists, lockout, internal
+}
+
+// Header names the CLI sends.
+const (
+	// HeaderSSH carries "CLIENT_IP SERVER_PORT" of the SSH session the
+	// command runs in, so the daemon can refuse to cut it off.
+	HeaderSSH = "Dialgate-Ssh-Client"
+	// HeaderForce overrides the SSH lockout guard.
+	HeaderForce = "Dialgate-Force"
+)

@@ -1,0 +1,157 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ErrNotRunning means nothing answers on the LocalAPI socket.
+var ErrNotRunning = errors.New("the dialgate daemon is not running")
+
+// APIError is an error the daemon answered with.
+type APIError struct {
+	Status  int
+	Code    string // invalid, force, not_found, exists, lockout, forbidden, internal
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// Client talks to the daemon's LocalAPI.
+type Client struct {
+	socket string
+	http   *http.Client
+	// SSH is the SSH session the command runs in, sent so the daemon can
+	// refuse a change that would cut it off; see SSHFromEnv.
+	SSH netip.AddrPort
+	// Force overrides that guard.
+	Force bool
+}
+
+// NewClient returns a client for the socket at path.
+func NewClient(socket string) *Client {
+	return &Client{
+		socket: socket,
+		http: &http.Client{
+			Timeout: 2 * time.Minute,
+			Transport: &http.Transport{
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, "unix", socket)
+				},
+			},
+		},
+	}
+}
+
+// SSHFromEnv reads the current SSH session from SSH_CONNECTION
+// ("client_ip client_port server_ip server_port") or, failing that,
+// SSH_CLIENT ("client_ip client_port server_port").
+func SSHFromEnv(getenv func(string) string) netip.AddrPort {
+	if f := strings.Fields(getenv("SSH_CONNECTION")); len(f) == 4 {
+		if ap, err := netip.ParseAddrPort(net.JoinHostPort(f[0], f[3])); err == nil {
+			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+	}
+	if f := strings.Fields(getenv("SSH_CLIENT")); len(f) == 3 {
+		if ap, err := netip.ParseAddrPort(net.JoinHostPort(f[0], f[2])); err == nil {
+			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+	}
+	return netip.AddrPort{}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://dialgate"+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.SSH.IsValid() {
+		req.Header.Set(HeaderSSH, fmt.Sprintf("%s %d", c.SSH.Addr(), c.SSH.Port()))
+	}
+	if c.Force {
+		req.Header.Set(HeaderForce, "1")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return fmt.Errorf("%w (nothing answers on %s): start it with `systemctl start dialgate` or `dialgate serve`", ErrNotRunning, c.socket)
+		}
+		return fmt.Errorf("localapi: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("localapi: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb errorBody
+		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
+			eb.Error = fmt.Sprintf("daemon answered %s", resp.Status)
+		}
+		return &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("localapi: bad answer: %w", err)
+		}
+	}
+	return nil
+}
+
+// Status returns the firewall and store state.
+func (c *Client) Status(ctx context.Context) (st StatusInfo, err error) {
+	return st, c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
+}
+
+// Accounts lists accounts.
+func (c *Client) Accounts(ctx context.Context) (as []AccountInfo, err error) {
+	return as, c.do(ctx, http.MethodGet, "/v1/accounts", nil, &as)
+}
+
+// AddAccount creates an account.
+func (c *Client) AddAccount(ctx context.Context, req AddAccountRequest) (a AccountInfo, err error) {
+	return a, c.do(ctx, http.MethodPost, "/v1/accounts", req, &a)
+}
+
+// DeleteAccount removes an account and everything it owns.
+func (c *Client) DeleteAccount(ctx context.Context, name string) (r DeleteResult, err error) {
+	return r, c.do(ctx, http.MethodDelete, "/v1/accounts/"+url.PathEscape(name), nil, &r)
+}
+
+// AddEntry whitelists an address, network or FQDN.
+func (c *Client) AddEntry(ctx context.Context, req AddEntryRequest) (e EntryInfo, err error) {
+	return e, c.do(ctx, http.MethodPost, "/v1/entries", req, &e)
+}
+
+// DeleteEntry removes an entry by ID or value.
+func (c *Client) DeleteEntry(ctx context.Context, idOrValue string) (r DeleteResult, err error) {
+	return r, c.do(ctx, http.MethodDelete, "/v1/entries/"+url.PathEscape(idOrValue), nil, &r)
+}
+
+// Reload re-reads the config and rebuilds the firewall.
+func (c *Client) Reload(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/reload", nil, nil)
+}

@@ -1,0 +1,480 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/store"
+)
+
+// Daemon owns the store and the firewall while `dialgate serve` runs.
+type Daemon struct {
+	configPath string
+	log        *slog.Logger
+	db         *store.DB
+	fw         firewall.Backend
+	resolver   Resolver
+	now        func() time.Time
+
+	// mu serialises changes: a store transaction and the kernel apply
+	// that follows are one step, so two changes never interleave.
+	mu sync.Mutex
+	// cfg is swapped whole on reload; readers take a snapshot.
+	cfg atomic.Pointer[Config]
+}
+
+func (d *Daemon) config() Config { return *d.cfg.Load() }
+
+// Options configure New. Only Config and Backend are required.
+type Options struct {
+	Config     Config
+	ConfigPath string // re-read on Reload; empty means keep Config
+	Backend    firewall.Backend
+	Logger     *slog.Logger
+	Resolver   Resolver // nil: the system resolver
+}
+
+// New opens the store. It fails fast if another process holds it.
+func New(opts Options) (*Daemon, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	db, err := store.Open(opts.Config.DB, store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	res := opts.Resolver
+	if res == nil {
+		res = systemResolver{}
+	}
+	d := &Daemon{
+		configPath: opts.ConfigPath, log: log, db: db,
+		fw: opts.Backend, resolver: res, now: time.Now,
+	}
+	cfg := opts.Config
+	d.cfg.Store(&cfg)
+	return d, nil
+}
+
+// Close closes the store. The firewall stays in the kernel on purpose: a
+// server must remain protected while the daemon is stopped.
+func (d *Daemon) Close() error { return d.db.Close() }
+
+// Guard describes who must not be cut off by a change: the SSH session
+// the request came from. The zero Guard protects nobody.
+type Guard struct {
+	SSH   netip.AddrPort // client address and the server's SSH port
+	Force bool
+}
+
+func (g Guard) check(before, after firewall.State) error {
+	if g.Force || !g.SSH.IsValid() {
+		return nil
+	}
+	a, port := g.SSH.Addr(), g.SSH.Port()
+	if before.Admits(a, "tcp", port) {
+		return after.CheckKeeps(a, "tcp", port)
+	}
+	return nil
+}
+
+// change runs fn in one store transaction and makes the kernel agree
+// before committing. If fn, the guard or the kernel refuses, the
+// transaction rolls back; if the kernel was touched, the committed state
+// is applied again so the kernel and the store agree.
+func (d *Daemon) change(ctx context.Context, g Guard, fn func(tx store.Tx) error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cfg := d.config().FirewallRules()
+	touched := false
+	err := d.db.Update(func(tx store.Tx) error {
+		now := d.now()
+		before, err := desiredState(tx, cfg, now)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		after, err := desiredState(tx, cfg, now)
+		if err != nil {
+			return err
+		}
+		if err := g.check(before, after); err != nil {
+			return err
+		}
+		touched = true
+		return d.fw.Apply(ctx, after)
+	})
+	if err != nil && touched {
+		if rerr := d.applyStored(ctx, false); rerr != nil {
+			d.log.Error("firewall restore after failed change", "err", rerr)
+		}
+	}
+	return err
+}
+
+// applyStored makes the kernel match the store; rebuild replaces chain
+// and sets wholesale.
+func (d *Daemon) applyStored(ctx context.Context, rebuild bool) error {
+	var st firewall.State
+	err := d.db.View(func(tx store.Tx) (err error) {
+		st, err = desiredState(tx, d.config().FirewallRules(), d.now())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if rebuild {
+		return d.fw.Rebuild(ctx, st)
+	}
+	return d.fw.Apply(ctx, st)
+}
+
+// audit records an outcome in its own transaction; used for refusals,
+// whose own transaction rolled back.
+func (d *Daemon) audit(r store.AuditRecord) {
+	if err := d.db.Update(func(tx store.Tx) error { return tx.Audit(r) }); err != nil {
+		d.log.Error("audit", "err", err)
+	}
+}
+
+// AddAccount creates an account.
+func (d *Daemon) AddAccount(ctx context.Context, req AddAccountRequest) (AccountInfo, error) {
+	rec := store.AuditRecord{Action: "account.add", Actor: "cli", Account: req.Name}
+	a, err := func() (store.Account, error) {
+		if err := auth.ValidateAccountName(req.Name); err != nil {
+			return store.Account{}, err
+		}
+		perms, err := auth.ParsePerms(req.Perms)
+		if err != nil {
+			return store.Account{}, err
+		}
+		if err := auth.ValidateComment(req.Comment); err != nil {
+			return store.Account{}, err
+		}
+		a := store.Account{Name: req.Name, Perms: perms, Comment: req.Comment, Enabled: true, Created: d.now()}
+		return a, d.change(ctx, Guard{}, func(tx store.Tx) error {
+			if err := tx.CreateAccount(a); err != nil {
+				return err
+			}
+			rec.Result, rec.Detail = "ok", "perms "+perms.String()
+			return tx.Audit(rec)
+		})
+	}()
+	if err != nil {
+		d.refused(rec, err)
+		return AccountInfo{}, err
+	}
+	d.log.Info("account added", "account", a.Name, "perms", a.Perms.String())
+	return AccountInfo{Name: a.Name, Perms: a.Perms, Comment: a.Comment, Enabled: a.Enabled, Created: a.Created}, nil
+}
+
+func (d *Daemon) refused(rec store.AuditRecord, err error) {
+	rec.Result, rec.Detail = "refused", err.Error()
+	d.audit(rec)
+	d.log.Warn("refused", "action", rec.Action, "account", rec.Account, "subject", rec.Subject, "err", err)
+}
+
+// DeleteAccount removes an account with its entries and grants.
+func (d *Daemon) DeleteAccount(ctx context.Context, name string, g Guard) (DeleteResult, error) {
+	rec := store.AuditRecord{Action: "account.del", Actor: "cli", Account: name}
+	var res DeleteResult
+	err := d.change(ctx, g, func(tx store.Tx) error {
+		entries, grants, err := tx.DeleteAccount(name)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			res.Entries = append(res.Entries, entryInfo(e, store.Account{}, store.FQDNRecord{}))
+		}
+		for _, gr := range grants {
+			res.Grants = append(res.Grants, grantInfo(gr, d.now()))
+		}
+		rec.Result = "ok"
+		rec.Detail = fmt.Sprintf("%d entries, %d grants removed", len(entries), len(grants))
+		return tx.Audit(rec)
+	})
+	if err != nil {
+		d.refused(rec, err)
+		return res, err
+	}
+	d.log.Info("account deleted", "account", name, "entries", len(res.Entries), "grants", len(res.Grants))
+	return res, nil
+}
+
+// AddEntry whitelists an address, network or FQDN for an account. An
+// FQDN is resolved first, outside the transaction, so a slow name server
+// never holds the store.
+func (d *Daemon) AddEntry(ctx context.Context, req AddEntryRequest) (EntryInfo, error) {
+	rec := store.AuditRecord{Action: "entry.add", Actor: "cli", Account: req.Account, Subject: req.Value}
+	info, err := func() (EntryInfo, error) {
+		value, err := auth.ParseEntry(req.Kind, req.Value, req.Force)
+		if err != nil {
+			return EntryInfo{}, err
+		}
+		rec.Subject = value
+		var perms store.PermSet
+		if req.Perms != "" {
+			if perms, err = auth.ParsePerms(req.Perms); err != nil {
+				return EntryInfo{}, err
+			}
+		}
+		if err := auth.ValidateComment(req.Comment); err != nil {
+			return EntryInfo{}, err
+		}
+		var fq store.FQDNRecord
+		if req.Kind == store.KindFQDN {
+			fq = d.resolve(ctx, value, store.FQDNRecord{Name: value})
+		}
+		var info EntryInfo
+		err = d.change(ctx, Guard{}, func(tx store.Tx) error {
+			acct, err := tx.Account(req.Account)
+			if err != nil {
+				return err
+			}
+			e, err := tx.AddEntry(store.Entry{Account: req.Account, Kind: req.Kind, Value: value,
+				Perms: perms, Comment: req.Comment, Force: req.Force, Created: d.now()})
+			if err != nil {
+				return err
+			}
+			if req.Kind == store.KindFQDN {
+				if old, err := tx.FQDN(value); err == nil {
+					fq = mergeFQDN(old, fq)
+				}
+				if err := tx.PutFQDN(fq); err != nil {
+					return err
+				}
+			}
+			info = entryInfo(e, acct, fq)
+			rec.Result, rec.Detail = "ok", fmt.Sprintf("%s %s perms %s", e.ID, e.Kind, info.Perms)
+			return tx.Audit(rec)
+		})
+		return info, err
+	}()
+	if err != nil {
+		d.refused(rec, err)
+		return EntryInfo{}, err
+	}
+	d.log.Info("entry added", "id", info.ID, "account", info.Account, "kind", info.Kind, "value", info.Value, "perms", info.Perms.String())
+	return info, nil
+}
+
+// DeleteEntry removes an entry by ID ("e12") or every entry with the
+// given value.
+func (d *Daemon) DeleteEntry(ctx context.Context, idOrValue string, g Guard) (DeleteResult, error) {
+	rec := store.AuditRecord{Action: "entry.del", Actor: "cli", Subject: idOrValue}
+	var res DeleteResult
+	err := d.change(ctx, g, func(tx store.Tx) error {
+		var victims []store.Entry
+		if e, err := tx.Entry(idOrValue); err == nil {
+			victims = append(victims, e)
+		} else if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrInvalid) {
+			return err
+		}
+		if len(victims) == 0 {
+			value := idOrValue
+			for _, k := range []store.EntryKind{store.KindIP, store.KindCIDR, store.KindFQDN} {
+				if v, err := auth.ParseEntry(k, idOrValue, true); err == nil {
+					value = v
+					break
+				}
+			}
+			es, err := tx.EntriesByValue(value)
+			if err != nil {
+				return err
+			}
+			victims = es
+		}
+		if len(victims) == 0 {
+			return fmt.Errorf("entry %q: %w (give an entry ID such as e12 or a whitelisted value; see dialgate status)", idOrValue, store.ErrNotFound)
+		}
+		for _, e := range victims {
+			if _, err := tx.DeleteEntry(e.ID); err != nil {
+				return err
+			}
+			if e.Kind == store.KindFQDN {
+				if still, _ := tx.EntriesByValue(e.Value); len(still) == 0 {
+					if err := tx.DeleteFQDN(e.Value); err != nil && !errors.Is(err, store.ErrNotFound) {
+						return err
+					}
+				}
+			}
+			res.Entries = append(res.Entries, entryInfo(e, store.Account{}, store.FQDNRecord{}))
+			r := rec
+			r.Account, r.Subject, r.Result, r.Detail = e.Account, e.Value, "ok", e.ID
+			if err := tx.Audit(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		d.refused(rec, err)
+		return res, err
+	}
+	for _, e := range res.Entries {
+		d.log.Info("entry deleted", "id", e.ID, "account", e.Account, "value", e.Value)
+	}
+	return res, nil
+}
+
+// Reload re-reads the configuration file (when there is one),
+// re-resolves FQDNs and rebuilds the firewall from the store. A bad
+// config file, or one that would cut off the SSH session, changes
+// nothing.
+func (d *Daemon) Reload(ctx context.Context, g Guard) error {
+	rec := store.AuditRecord{Action: "reload", Actor: "cli"}
+	err := d.reload(ctx, g)
+	if err != nil {
+		d.refused(rec, err)
+		return err
+	}
+	rec.Result = "ok"
+	d.audit(rec)
+	return nil
+}
+
+func (d *Daemon) reload(ctx context.Context, g Guard) error {
+	var cfg *Config
+	if d.configPath != "" {
+		c, err := LoadConfig(d.configPath, true)
+		if err != nil {
+			return fmt.Errorf("reload: %w (nothing changed)", err)
+		}
+		cfg = &c
+	}
+	// DNS is slow and unreliable: resolve before taking the lock.
+	d.refreshFQDNs(ctx)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if cfg != nil {
+		old := d.config()
+		if cfg.DB != old.DB || cfg.Socket != old.Socket {
+			d.log.Warn("db and socket paths change only on restart", "db", cfg.DB, "socket", cfg.Socket)
+			cfg.DB, cfg.Socket = old.DB, old.Socket
+		}
+		if err := d.guardConfig(old, *cfg, g); err != nil {
+			return err
+		}
+		d.cfg.Store(cfg)
+	}
+	if err := d.purgeExpired(); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := d.applyStored(ctx, true); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	d.log.Info("reloaded", "duration", time.Since(start))
+	return nil
+}
+
+// guardConfig refuses a new configuration that would cut off the SSH
+// session (a LAN range or the SSH port removed, say).
+func (d *Daemon) guardConfig(old, cfg Config, g Guard) error {
+	return d.db.View(func(tx store.Tx) error {
+		now := d.now()
+		before, err := desiredState(tx, old.FirewallRules(), now)
+		if err != nil {
+			return err
+		}
+		after, err := desiredState(tx, cfg.FirewallRules(), now)
+		if err != nil {
+			return err
+		}
+		return g.check(before, after)
+	})
+}
+
+func (d *Daemon) purgeExpired() error {
+	return d.db.Update(func(tx store.Tx) error {
+		gone, err := tx.PurgeExpiredGrants(d.now())
+		for _, g := range gone {
+			if err := tx.Audit(store.AuditRecord{Action: "grant.expire", Actor: "daemon", Account: g.Account, Subject: g.IP, Result: "ok", Detail: g.ID}); err != nil {
+				return err
+			}
+		}
+		return err
+	})
+}
+
+// Status reads the kernel and the store.
+func (d *Daemon) Status(ctx context.Context) (StatusInfo, error) {
+	fw, err := d.fw.Status(ctx)
+	if err != nil {
+		return StatusInfo{}, err
+	}
+	st := StatusInfo{Firewall: fw, DB: d.db.Path(), Time: d.now()}
+	err = d.db.View(func(tx store.Tx) error {
+		accounts, err := tx.Accounts()
+		if err != nil {
+			return err
+		}
+		entries, err := tx.Entries()
+		if err != nil {
+			return err
+		}
+		grants, err := tx.Grants()
+		if err != nil {
+			return err
+		}
+		byName := map[string]*AccountInfo{}
+		for _, a := range accounts {
+			st.Accounts = append(st.Accounts, AccountInfo{Name: a.Name, Perms: a.Perms, Comment: a.Comment, Enabled: a.Enabled, Created: a.Created})
+		}
+		for i := range st.Accounts {
+			byName[st.Accounts[i].Name] = &st.Accounts[i]
+		}
+		acct := map[string]store.Account{}
+		for _, a := range accounts {
+			acct[a.Name] = a
+		}
+		for _, e := range entries {
+			var fq store.FQDNRecord
+			if e.Kind == store.KindFQDN {
+				fq, _ = tx.FQDN(e.Value)
+			}
+			st.Entries = append(st.Entries, entryInfo(e, acct[e.Account], fq))
+			if a := byName[e.Account]; a != nil {
+				a.Entries++
+			}
+		}
+		for _, g := range grants {
+			if !g.Expires.After(st.Time) {
+				continue
+			}
+			st.Grants = append(st.Grants, grantInfo(g, st.Time))
+			if a := byName[g.Account]; a != nil {
+				a.Grants++
+			}
+		}
+		return nil
+	})
+	return st, err
+}
+
+func entryInfo(e store.Entry, a store.Account, fq store.FQDNRecord) EntryInfo {
+	return EntryInfo{
+		ID: e.ID, Account: e.Account, Kind: e.Kind, Value: e.Value,
+		Perms: effectivePerms(e, a), Inherited: e.Perms.IsEmpty(), Comment: e.Comment,
+		Force: e.Force, Created: e.Created, Addrs: fq.Addrs, Error: fq.LastError,
+	}
+}
+
+func grantInfo(g store.Grant, now time.Time) GrantInfo {
+	left := g.Expires.Sub(now)
+	if left < 0 {
+		left = 0
+	}
+	return GrantInfo{ID: g.ID, Account: g.Account, IP: g.IP, Perms: g.Perms, Expires: g.Expires, Left: left.Round(time.Second), Source: g.Source}
+}

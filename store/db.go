@@ -1,0 +1,214 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the database layout this build reads and writes.
+const SchemaVersion = 1
+
+// DefaultTimeout is how long Open waits for another process to release
+// the database when Options.Timeout is not positive.
+const DefaultTimeout = time.Second
+
+// Bucket names. They are part of the on-disk format.
+var (
+	bucketMeta     = []byte("meta")
+	bucketAccounts = []byte("accounts")
+	bucketEntries  = []byte("entries")
+	bucketFQDN     = []byte("fqdn")
+	bucketGrants   = []byte("grants")
+	bucketAudit    = []byte("audit")
+	bucketLockouts = []byte("lockouts")
+
+	allBuckets = [][]byte{
+		bucketMeta, bucketAccounts, bucketEntries, bucketFQDN,
+		bucketGrants, bucketAudit, bucketLockouts,
+	}
+
+	keySchema = []byte("schema")
+)
+
+// Store is the persistence interface the rest of dialgate programs
+// against; *DB is its bbolt implementation.
+//
+// View runs fn in a read-only transaction and Update in a read-write one.
+// Update commits if fn returns nil and rolls back every change fn made if it
+// returns an error or panics; the error is returned unchanged. The Tx is
+// valid only until fn returns: do not keep it, return it or hand it to
+// another goroutine. Read-write transactions are serialised, so a
+// read-modify-write inside one Update never loses a concurrent write.
+// Do slow work (DNS, the kernel, the network) outside the closure: a long
+// Update blocks every other writer.
+type Store interface {
+	View(fn func(Tx) error) error
+	Update(fn func(Tx) error) error
+	Close() error
+}
+
+// Options tunes Open.
+type Options struct {
+	// Timeout bounds the wait for a database held by another process;
+	// zero or negative means DefaultTimeout. There is deliberately no way
+	// to wait forever: a CLI that hangs behind a running daemon is worse
+	// than one that says so.
+	Timeout time.Duration
+}
+
+// DB is a Store backed by a bbolt file.
+type DB struct {
+	bolt *bbolt.DB
+	path string
+}
+
+var _ Store = (*DB)(nil)
+
+// Open opens the database at path, creating it (and its parent directory,
+// mode 0700) if needed, and checks or writes its schema version.
+//
+// The file is made mode 0600 whatever the umask, and an existing file with
+// looser permissions is tightened: it holds passcode hashes. If another
+// process has the database open, Open fails after opts.Timeout with an error
+// wrapping ErrLocked; a database from an incompatible dialgate fails with
+// ErrSchema.
+func Open(path string, opts Options) (*DB, error) {
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create database directory: %w", err)
+	}
+
+	bdb, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout:  timeout,
+		OpenFile: openPrivate,
+	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, newError(fmt.Sprintf("database %s is held by another process (is \"dialgate serve\" running?)", path), ErrLocked, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+
+	db := &DB{bolt: bdb, path: path}
+	if err := db.prepare(); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// openPrivate is bbolt's file opener. Setting the mode on the descriptor
+// rather than chmod(2)ing the path afterwards leaves no window in which the
+// file is readable by others, and acts on the file actually opened even if
+// the path is swapped.
+func openPrivate(name string, flag int, _ os.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(name, flag, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.Mode().Perm() != 0o600 {
+		err = f.Chmod(0o600)
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("set mode 0600 on %s: %w", name, err)
+	}
+	return f, nil
+}
+
+// prepare initialises a fresh database or checks an existing one. bbolt
+// gives a new file an empty root, so "fresh" means "no buckets at all";
+// anything else must carry our schema version.
+func (db *DB) prepare() error {
+	var fresh bool
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			first, _ := tx.Cursor().First() // the root holds only buckets
+			fresh = first == nil
+			if !fresh {
+				return newError(fmt.Sprintf("database %s has no dialgate schema version (is it a dialgate database?)", db.path), ErrSchema, nil)
+			}
+			return nil
+		}
+		raw := meta.Get(keySchema)
+		if raw == nil {
+			return newError(fmt.Sprintf("database %s has no schema version", db.path), ErrSchema, nil)
+		}
+		v, err := strconv.Atoi(string(raw))
+		if err != nil {
+			return newError(fmt.Sprintf("database %s has an unreadable schema version %q", db.path, raw), ErrSchema, err)
+		}
+		if v != SchemaVersion {
+			return newError(fmt.Sprintf("database %s has schema version %d, this dialgate supports %d", db.path, v, SchemaVersion), ErrSchema, nil)
+		}
+		// Every bucket of the version is created with the version, so a
+		// missing one means the file was edited by something else; better to
+		// say so here than to fail on first use.
+		for _, name := range allBuckets {
+			if tx.Bucket(name) == nil {
+				return newError(fmt.Sprintf("database %s (schema version %d) lacks bucket %q", db.path, v, name), ErrSchema, nil)
+			}
+		}
+		return nil
+	})
+	if err != nil || !fresh {
+		return err
+	}
+
+	// One transaction, so a crash leaves either an empty file (initialised
+	// again next time) or a complete version 1 database.
+	err = db.bolt.Update(func(tx *bbolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return fmt.Errorf("create bucket %q: %w", name, err)
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+	})
+	if err != nil {
+		return fmt.Errorf("initialise database %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// Path returns the path the database was opened with.
+func (db *DB) Path() string { return db.path }
+
+// Close releases the database and its lock. Transactions must have
+// finished.
+func (db *DB) Close() error {
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("close database %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// View implements Store.
+func (db *DB) View(fn func(Tx) error) error {
+	return db.bolt.View(func(btx *bbolt.Tx) error {
+		t := &boltTx{tx: btx}
+		defer t.finish()
+		return fn(t)
+	})
+}
+
+// Update implements Store.
+func (db *DB) Update(fn func(Tx) error) error {
+	return db.bolt.Update(func(btx *bbolt.Tx) error {
+		t := &boltTx{tx: btx}
+		defer t.finish()
+		return fn(t)
+	})
+}

@@ -1,0 +1,692 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Tx is one transaction, passed to the closure of Store.View or
+// Store.Update. Write methods fail inside View. See Store for the rules on
+// lifetime and rollback.
+//
+// Lookups of a missing record and deletions of one return an error
+// wrapping ErrNotFound; records that fail validation, ErrInvalid.
+// List methods return nil when there is nothing to list.
+type Tx interface {
+	// Account returns the named account.
+	Account(name string) (Account, error)
+	// Accounts returns every account, sorted by name.
+	Accounts() ([]Account, error)
+	// CreateAccount adds a new account, setting Created if zero; ErrExists
+	// if the name is taken.
+	CreateAccount(a Account) error
+	// PutAccount creates or replaces the account, setting Created if zero.
+	PutAccount(a Account) error
+	// DeleteAccount removes the account together with its entries and
+	// grants and returns what it removed, so the caller can take the
+	// addresses out of the kernel.
+	DeleteAccount(name string) (entries []Entry, grants []Grant, err error)
+
+	// AddEntry stores a new entry for an existing account (ErrNotFound
+	// otherwise) and returns it with ID and Created filled in. The same
+	// account, kind and value twice is ErrExists. Value must already be in
+	// canonical form: the store compares strings, it does not parse them.
+	AddEntry(e Entry) (Entry, error)
+	Entry(id string) (Entry, error)
+	DeleteEntry(id string) (Entry, error)
+	// Entries returns every entry in ID order (e1, e2, ..., e10).
+	Entries() ([]Entry, error)
+	// EntriesByValue returns the entries, of any account and kind, whose
+	// Value is exactly value, in ID order.
+	EntriesByValue(value string) ([]Entry, error)
+
+	// PutGrant creates or replaces a grant by ID, assigning an ID when it
+	// is empty and Created when it is zero. The account must exist
+	// (ErrNotFound) and Expires must be set (ErrInvalid).
+	PutGrant(g Grant) (Grant, error)
+	Grant(id string) (Grant, error)
+	DeleteGrant(id string) (Grant, error)
+	// Grants returns every grant in ID order, expired ones included.
+	Grants() ([]Grant, error)
+	// PurgeExpiredGrants deletes the grants whose Expires is not after now
+	// and returns them in ID order.
+	PurgeExpiredGrants(now time.Time) ([]Grant, error)
+
+	// PutFQDN creates or replaces the cache record for r.Name. Records are
+	// not removed with the entries that name them; the refresher owns
+	// their lifetime.
+	PutFQDN(r FQDNRecord) error
+	FQDN(name string) (FQDNRecord, error)
+	// FQDNs returns every record, sorted by name.
+	FQDNs() ([]FQDNRecord, error)
+	DeleteFQDN(name string) error
+
+	// Audit appends a record, setting Time to now if zero. Records with
+	// equal times keep their insertion order.
+	Audit(r AuditRecord) error
+	// AuditLog returns records with Time at or after since, oldest first.
+	// With limit > 0 it returns only the newest limit of them.
+	AuditLog(since time.Time, limit int) ([]AuditRecord, error)
+
+	PutLockout(l Lockout) error
+	Lockout(key string) (Lockout, error)
+	DeleteLockout(key string) error
+}
+
+// boltTx implements Tx on a bbolt transaction. Open guarantees that every
+// bucket exists, so bucket lookups are not checked for nil.
+type boltTx struct {
+	tx   *bbolt.Tx
+	done bool
+}
+
+// finish marks the Tx dead once its closure returns. bbolt would otherwise
+// dereference freed pages when an escaped Tx is used; an error is kinder.
+func (t *boltTx) finish() { t.done = true }
+
+func (t *boltTx) bucket(name []byte) (*bbolt.Bucket, error) {
+	if t.done {
+		return nil, fmt.Errorf("store transaction used after its closure returned: %w", bolterrors.ErrTxClosed)
+	}
+	return t.tx.Bucket(name), nil
+}
+
+func put(b *bbolt.Bucket, key []byte, rec any, what string) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("%s: encode: %w", what, err)
+	}
+	if err := b.Put(key, data); err != nil {
+		return fmt.Errorf("%s: write: %w", what, err)
+	}
+	return nil
+}
+
+func del(b *bbolt.Bucket, key []byte, what string) error {
+	if err := b.Delete(key); err != nil {
+		return fmt.Errorf("%s: delete: %w", what, err)
+	}
+	return nil
+}
+
+func notFound(what string) error { return fmt.Errorf("%s: %w", what, ErrNotFound) }
+
+// ---- accounts ----
+
+func accountName(name string) string { return fmt.Sprintf("account %q", name) }
+
+func (t *boltTx) Account(name string) (Account, error) {
+	b, err := t.bucket(bucketAccounts)
+	if err != nil {
+		return Account{}, err
+	}
+	return getAccount(b, name)
+}
+
+func getAccount(b *bbolt.Bucket, name string) (Account, error) {
+	data := b.Get([]byte(name))
+	if data == nil {
+		return Account{}, notFound(accountName(name))
+	}
+	var rec accountV1
+	if err := decodeRecord(data, &rec, accountName(name)); err != nil {
+		return Account{}, err
+	}
+	return rec.account(), nil
+}
+
+func (t *boltTx) Accounts() ([]Account, error) {
+	b, err := t.bucket(bucketAccounts)
+	if err != nil {
+		return nil, err
+	}
+	var out []Account
+	err = b.ForEach(func(k, v []byte) error {
+		var rec accountV1
+		if err := decodeRecord(v, &rec, accountName(string(k))); err != nil {
+			return err
+		}
+		out = append(out, rec.account())
+		return nil
+	})
+	return out, err
+}
+
+func (t *boltTx) CreateAccount(a Account) error {
+	b, err := t.bucket(bucketAccounts)
+	if err != nil {
+		return err
+	}
+	if b.Get([]byte(a.Name)) != nil {
+		return fmt.Errorf("%s: %w", accountName(a.Name), ErrExists)
+	}
+	return putAccount(b, a)
+}
+
+func (t *boltTx) PutAccount(a Account) error {
+	b, err := t.bucket(bucketAccounts)
+	if err != nil {
+		return err
+	}
+	return putAccount(b, a)
+}
+
+func putAccount(b *bbolt.Bucket, a Account) error {
+	if a.Name == "" {
+		return invalidf("account: empty name")
+	}
+	if err := a.Perms.valid(); err != nil {
+		return fmt.Errorf("%s: %w", accountName(a.Name), err)
+	}
+	if a.Created.IsZero() {
+		a.Created = time.Now()
+	}
+	return put(b, []byte(a.Name), accountRecord(a), accountName(a.Name))
+}
+
+func (t *boltTx) DeleteAccount(name string) ([]Entry, []Grant, error) {
+	accounts, err := t.bucket(bucketAccounts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if accounts.Get([]byte(name)) == nil {
+		return nil, nil, notFound(accountName(name))
+	}
+	entries, err := t.deleteEntriesWhere(func(e Entry) bool { return e.Account == name })
+	if err != nil {
+		return nil, nil, err
+	}
+	grants, err := t.deleteGrantsWhere(func(g Grant) bool { return g.Account == name })
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := del(accounts, []byte(name), accountName(name)); err != nil {
+		return nil, nil, err
+	}
+	return entries, grants, nil
+}
+
+// ---- entries ----
+
+func entryName(id string) string { return fmt.Sprintf("entry %q", id) }
+
+func (t *boltTx) AddEntry(e Entry) (Entry, error) {
+	b, err := t.bucket(bucketEntries)
+	if err != nil {
+		return Entry{}, err
+	}
+	accounts, err := t.bucket(bucketAccounts)
+	if err != nil {
+		return Entry{}, err
+	}
+	switch {
+	case e.Account == "":
+		return Entry{}, invalidf("entry %q: no account", e.Value)
+	case !e.Kind.valid():
+		return Entry{}, invalidf("entry %q: unknown kind %q (want ip, cidr or fqdn)", e.Value, e.Kind)
+	case e.Value == "":
+		return Entry{}, invalidf("%s entry for %s: empty value", e.Kind, accountName(e.Account))
+	}
+	if err := e.Perms.valid(); err != nil {
+		return Entry{}, fmt.Errorf("entry %q: %w", e.Value, err)
+	}
+	if accounts.Get([]byte(e.Account)) == nil {
+		return Entry{}, notFound(accountName(e.Account))
+	}
+
+	// A linear scan: whitelists hold hundreds of entries, not millions, and
+	// an index bucket would be one more thing to keep consistent.
+	dups, err := entriesWhere(b, func(x Entry) bool {
+		return x.Account == e.Account && x.Kind == e.Kind && x.Value == e.Value
+	})
+	if err != nil {
+		return Entry{}, err
+	}
+	if len(dups) > 0 {
+		return Entry{}, fmt.Errorf("%s entry %q for %s (%s): %w", e.Kind, e.Value, accountName(e.Account), dups[0].ID, ErrExists)
+	}
+
+	key, id, err := claimID(b, 'e', e.ID)
+	if err != nil {
+		return Entry{}, fmt.Errorf("entry: %w", err)
+	}
+	if e.ID != "" && b.Get(key) != nil {
+		return Entry{}, fmt.Errorf("%s: %w", entryName(id), ErrExists)
+	}
+	e.ID = id
+	if e.Created.IsZero() {
+		e.Created = time.Now()
+	}
+	if err := put(b, key, entryRecord(e), entryName(id)); err != nil {
+		return Entry{}, err
+	}
+	// Return what a later read would return, not the caller's spelling of
+	// it (UTC times, no monotonic clock).
+	return entryRecord(e).entry(id), nil
+}
+
+// claimID returns the key and ID for a sequence-numbered record. An empty
+// id draws the next number; a caller-supplied one (restoring a backup,
+// updating a grant) is accepted and the sequence is moved past it, so that
+// a later generated ID can never collide with it.
+func claimID(b *bbolt.Bucket, prefix byte, id string) ([]byte, string, error) {
+	if id == "" {
+		n, err := b.NextSequence()
+		if err != nil {
+			return nil, "", fmt.Errorf("next ID: %w", err)
+		}
+		return seqKey(n), formatID(prefix, n), nil
+	}
+	n, ok := parseID(prefix, id)
+	if !ok {
+		return nil, "", invalidf("malformed ID %q (want %c followed by a number)", id, prefix)
+	}
+	if n > b.Sequence() {
+		if err := b.SetSequence(n); err != nil {
+			return nil, "", fmt.Errorf("advance ID sequence: %w", err)
+		}
+	}
+	return seqKey(n), id, nil
+}
+
+func (t *boltTx) Entry(id string) (Entry, error) {
+	b, err := t.bucket(bucketEntries)
+	if err != nil {
+		return Entry{}, err
+	}
+	_, e, err := getEntry(b, id)
+	return e, err
+}
+
+// getEntry treats a malformed ID as a missing entry: either way there is
+// no such entry, and the CLI has one message to show.
+func getEntry(b *bbolt.Bucket, id string) ([]byte, Entry, error) {
+	n, ok := parseID('e', id)
+	if !ok {
+		return nil, Entry{}, notFound(entryName(id))
+	}
+	key := seqKey(n)
+	data := b.Get(key)
+	if data == nil {
+		return nil, Entry{}, notFound(entryName(id))
+	}
+	var rec entryV1
+	if err := decodeRecord(data, &rec, entryName(id)); err != nil {
+		return nil, Entry{}, err
+	}
+	return key, rec.entry(id), nil
+}
+
+func (t *boltTx) DeleteEntry(id string) (Entry, error) {
+	b, err := t.bucket(bucketEntries)
+	if err != nil {
+		return Entry{}, err
+	}
+	key, e, err := getEntry(b, id)
+	if err != nil {
+		return Entry{}, err
+	}
+	return e, del(b, key, entryName(id))
+}
+
+func (t *boltTx) Entries() ([]Entry, error) {
+	b, err := t.bucket(bucketEntries)
+	if err != nil {
+		return nil, err
+	}
+	return entriesWhere(b, func(Entry) bool { return true })
+}
+
+func (t *boltTx) EntriesByValue(value string) ([]Entry, error) {
+	b, err := t.bucket(bucketEntries)
+	if err != nil {
+		return nil, err
+	}
+	return entriesWhere(b, func(e Entry) bool { return e.Value == value })
+}
+
+func entriesWhere(b *bbolt.Bucket, match func(Entry) bool) ([]Entry, error) {
+	var out []Entry
+	err := b.ForEach(func(k, v []byte) error {
+		id, err := idFromKey('e', k)
+		if err != nil {
+			return err
+		}
+		var rec entryV1
+		if err := decodeRecord(v, &rec, entryName(id)); err != nil {
+			return err
+		}
+		if e := rec.entry(id); match(e) {
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (t *boltTx) deleteEntriesWhere(match func(Entry) bool) ([]Entry, error) {
+	b, err := t.bucket(bucketEntries)
+	if err != nil {
+		return nil, err
+	}
+	victims, err := entriesWhere(b, match)
+	if err != nil {
+		return nil, err
+	}
+	// Deleting after the scan: bbolt cursors may skip keys when the bucket
+	// changes under them.
+	for _, e := range victims {
+		n, _ := parseID('e', e.ID)
+		if err := del(b, seqKey(n), entryName(e.ID)); err != nil {
+			return nil, err
+		}
+	}
+	return victims, nil
+}
+
+// ---- grants ----
+
+func grantName(id string) string { return fmt.Sprintf("grant %q", id) }
+
+func (t *boltTx) PutGrant(g Grant) (Grant, error) {
+	b, err := t.bucket(bucketGrants)
+	if err != nil {
+		return Grant{}, err
+	}
+	accounts, err := t.bucket(bucketAccounts)
+	if err != nil {
+		return Grant{}, err
+	}
+	switch {
+	case g.Account == "":
+		return Grant{}, invalidf("grant for %q: no account", g.IP)
+	case g.IP == "":
+		return Grant{}, invalidf("grant for %s: empty IP", accountName(g.Account))
+	case g.Expires.IsZero():
+		// A zero expiry would be purged at once; a permanent grant should
+		// be an entry instead.
+		return Grant{}, invalidf("grant for %s, IP %s: no expiry time", accountName(g.Account), g.IP)
+	}
+	if err := g.Perms.valid(); err != nil {
+		return Grant{}, fmt.Errorf("grant for %s, IP %s: %w", accountName(g.Account), g.IP, err)
+	}
+	if accounts.Get([]byte(g.Account)) == nil {
+		return Grant{}, notFound(accountName(g.Account))
+	}
+	key, id, err := claimID(b, 'g', g.ID)
+	if err != nil {
+		return Grant{}, fmt.Errorf("grant: %w", err)
+	}
+	g.ID = id
+	if g.Created.IsZero() {
+		g.Created = time.Now()
+	}
+	if err := put(b, key, grantRecord(g), grantName(id)); err != nil {
+		return Grant{}, err
+	}
+	return grantRecord(g).grant(id), nil
+}
+
+func (t *boltTx) Grant(id string) (Grant, error) {
+	b, err := t.bucket(bucketGrants)
+	if err != nil {
+		return Grant{}, err
+	}
+	_, g, err := getGrant(b, id)
+	return g, err
+}
+
+func getGrant(b *bbolt.Bucket, id string) ([]byte, Grant, error) {
+	n, ok := parseID('g', id)
+	if !ok {
+		return nil, Grant{}, notFound(grantName(id))
+	}
+	key := seqKey(n)
+	data := b.Get(key)
+	if data == nil {
+		return nil, Grant{}, notFound(grantName(id))
+	}
+	var rec grantV1
+	if err := decodeRecord(data, &rec, grantName(id)); err != nil {
+		return nil, Grant{}, err
+	}
+	return key, rec.grant(id), nil
+}
+
+func (t *boltTx) DeleteGrant(id string) (Grant, error) {
+	b, err := t.bucket(bucketGrants)
+	if err != nil {
+		return Grant{}, err
+	}
+	key, g, err := getGrant(b, id)
+	if err != nil {
+		return Grant{}, err
+	}
+	return g, del(b, key, grantName(id))
+}
+
+func (t *boltTx) Grants() ([]Grant, error) {
+	b, err := t.bucket(bucketGrants)
+	if err != nil {
+		return nil, err
+	}
+	return grantsWhere(b, func(Grant) bool { return true })
+}
+
+func (t *boltTx) PurgeExpiredGrants(now time.Time) ([]Grant, error) {
+	return t.deleteGrantsWhere(func(g Grant) bool { return !g.Expires.After(now) })
+}
+
+func grantsWhere(b *bbolt.Bucket, match func(Grant) bool) ([]Grant, error) {
+	var out []Grant
+	err := b.ForEach(func(k, v []byte) error {
+		id, err := idFromKey('g', k)
+		if err != nil {
+			return err
+		}
+		var rec grantV1
+		if err := decodeRecord(v, &rec, grantName(id)); err != nil {
+			return err
+		}
+		if g := rec.grant(id); match(g) {
+			out = append(out, g)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (t *boltTx) deleteGrantsWhere(match func(Grant) bool) ([]Grant, error) {
+	b, err := t.bucket(bucketGrants)
+	if err != nil {
+		return nil, err
+	}
+	victims, err := grantsWhere(b, match)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range victims {
+		n, _ := parseID('g', g.ID)
+		if err := del(b, seqKey(n), grantName(g.ID)); err != nil {
+			return nil, err
+		}
+	}
+	return victims, nil
+}
+
+// ---- FQDN cache ----
+
+func fqdnName(name string) string { return fmt.Sprintf("FQDN record %q", name) }
+
+func (t *boltTx) PutFQDN(r FQDNRecord) error {
+	b, err := t.bucket(bucketFQDN)
+	if err != nil {
+		return err
+	}
+	if r.Name == "" {
+		return invalidf("FQDN record: empty name")
+	}
+	return put(b, []byte(r.Name), fqdnRecord(r), fqdnName(r.Name))
+}
+
+func (t *boltTx) FQDN(name string) (FQDNRecord, error) {
+	b, err := t.bucket(bucketFQDN)
+	if err != nil {
+		return FQDNRecord{}, err
+	}
+	data := b.Get([]byte(name))
+	if data == nil {
+		return FQDNRecord{}, notFound(fqdnName(name))
+	}
+	var rec fqdnV1
+	if err := decodeRecord(data, &rec, fqdnName(name)); err != nil {
+		return FQDNRecord{}, err
+	}
+	return rec.fqdn(), nil
+}
+
+func (t *boltTx) FQDNs() ([]FQDNRecord, error) {
+	b, err := t.bucket(bucketFQDN)
+	if err != nil {
+		return nil, err
+	}
+	var out []FQDNRecord
+	err = b.ForEach(func(k, v []byte) error {
+		var rec fqdnV1
+		if err := decodeRecord(v, &rec, fqdnName(string(k))); err != nil {
+			return err
+		}
+		out = append(out, rec.fqdn())
+		return nil
+	})
+	return out, err
+}
+
+func (t *boltTx) DeleteFQDN(name string) error {
+	b, err := t.bucket(bucketFQDN)
+	if err != nil {
+		return err
+	}
+	if b.Get([]byte(name)) == nil {
+		return notFound(fqdnName(name))
+	}
+	return del(b, []byte(name), fqdnName(name))
+}
+
+// ---- audit log ----
+
+func (t *boltTx) Audit(r AuditRecord) error {
+	b, err := t.bucket(bucketAudit)
+	if err != nil {
+		return err
+	}
+	if r.Time.IsZero() {
+		r.Time = time.Now()
+	}
+	// The sequence breaks ties between records in the same nanosecond (or
+	// the same coarse clock tick) and keeps them in insertion order.
+	seq, err := b.NextSequence()
+	if err != nil {
+		return fmt.Errorf("audit record: next sequence: %w", err)
+	}
+	return put(b, auditKey(r.Time, seq), auditRecord(r), "audit record "+r.Action)
+}
+
+func (t *boltTx) AuditLog(since time.Time, limit int) ([]AuditRecord, error) {
+	b, err := t.bucket(bucketAudit)
+	if err != nil {
+		return nil, err
+	}
+	// Keys sort by time, so since is a seek. Without since, start at the
+	// first key: the zero time.Time is not the earliest encodable time.
+	var lower []byte
+	if !since.IsZero() {
+		lower = auditKey(since, 0)
+	}
+	decode := func(v []byte) (AuditRecord, error) {
+		var rec auditV1
+		err := decodeRecord(v, &rec, "audit record")
+		return rec.audit(), err
+	}
+
+	var out []AuditRecord
+	c := b.Cursor()
+	if limit <= 0 {
+		k, v := c.First()
+		if lower != nil {
+			k, v = c.Seek(lower)
+		}
+		for ; k != nil; k, v = c.Next() {
+			r, err := decode(v)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		return out, nil
+	}
+
+	// Walk back from the newest so a limited query costs O(limit), then
+	// reverse into oldest-first order.
+	for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+		if lower != nil && bytes.Compare(k, lower) < 0 {
+			break
+		}
+		r, err := decode(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// ---- lockouts ----
+
+func lockoutName(key string) string { return fmt.Sprintf("lockout %q", key) }
+
+func (t *boltTx) PutLockout(l Lockout) error {
+	b, err := t.bucket(bucketLockouts)
+	if err != nil {
+		return err
+	}
+	if l.Key == "" {
+		return invalidf("lockout: empty key")
+	}
+	return put(b, []byte(l.Key), lockoutRecord(l), lockoutName(l.Key))
+}
+
+func (t *boltTx) Lockout(key string) (Lockout, error) {
+	b, err := t.bucket(bucketLockouts)
+	if err != nil {
+		return Lockout{}, err
+	}
+	data := b.Get([]byte(key))
+	if data == nil {
+		return Lockout{}, notFound(lockoutName(key))
+	}
+	var rec lockoutV1
+	if err := decodeRecord(data, &rec, lockoutName(key)); err != nil {
+		return Lockout{}, err
+	}
+	return rec.lockout(), nil
+}
+
+func (t *boltTx) DeleteLockout(key string) error {
+	b, err := t.bucket(bucketLockouts)
+	if err != nil {
+		return err
+	}
+	if b.Get([]byte(key)) == nil {
+		return notFound(lockoutName(key))
+	}
+	return del(b, []byte(key), lockoutName(key))
+}
