@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -401,32 +402,12 @@ func (b *IPTables) syncChain(f Family, want [][]string, force bool) (rebuilt boo
 			break
 		}
 	}
-	target := Chain
+	target, other := Chain, chainSpare
 	if live == Chain {
-		target = chainSpare
+		target, other = chainSpare, Chain
 	}
-	if err := b.buildChain(ipt, target, want); err != nil {
+	if err := b.swapChain(f, target, other, want, js); err != nil {
 		return false, fmt.Errorf("firewall: %s: %w", f, err)
-	}
-	// Point INPUT at the new chain before letting go of the old one.
-	if err := ipt.Insert(table, hook, 1, "-j", target); err != nil {
-		return false, fmt.Errorf("firewall: %s: jump to %s: %w", f, target, err)
-	}
-	js, err = jumps(ipt)
-	if err != nil {
-		return false, fmt.Errorf("firewall: %s: %w", f, err)
-	}
-	if err := b.fixJumps(ipt, target, js); err != nil {
-		return false, err
-	}
-	other := Chain
-	if target == Chain {
-		other = chainSpare
-	}
-	if ok, _ := ipt.ChainExists(table, other); ok {
-		if err := ipt.ClearAndDeleteChain(table, other); err != nil {
-			return false, fmt.Errorf("firewall: %s: delete old chain %s: %w", f, other, err)
-		}
 	}
 	if target == chainSpare {
 		if err := ipt.RenameChain(table, chainSpare, Chain); err != nil {
@@ -436,23 +417,45 @@ func (b *IPTables) syncChain(f Family, want [][]string, force bool) (rebuilt boo
 	return true, nil
 }
 
+// swapChain builds target, points INPUT at it and drops every other jump
+// and the old chain, all in one iptables-restore transaction: the kernel
+// switches from the old rules to the new in one step, and if anything in
+// the batch fails nothing changes.
+func (b *IPTables) swapChain(f Family, target, other string, rules [][]string, js map[int]string) error {
+	var sb strings.Builder
+	sb.WriteString("*filter\n:" + target + " - [0:0]\n")
+	for _, r := range rules {
+		// Rule arguments are generated from validated config (ports,
+		// prefixes, set names): none holds a space or a quote.
+		sb.WriteString("-A " + target + " " + strings.Join(r, " ") + "\n")
+	}
+	sb.WriteString("-I " + hook + " 1 -j " + target + "\n")
+	// Our insert shifted every old jump down by one; delete bottom-up so
+	// the numbers stay valid.
+	nums := slices.Sorted(maps.Keys(js))
+	slices.Reverse(nums)
+	for _, n := range nums {
+		fmt.Fprintf(&sb, "-D %s %d\n", hook, n+1)
+	}
+	if ok, _ := b.ipt[f].ChainExists(table, other); ok {
+		sb.WriteString("-F " + other + "\n-X " + other + "\n")
+	}
+	sb.WriteString("COMMIT\n")
+	bin := "iptables-restore"
+	if f == V6 {
+		bin = "ip6tables-restore"
+	}
+	cmd := exec.Command(bin, "--noflush", "-w")
+	cmd.Stdin = strings.NewReader(sb.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %w: %s", bin, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
 func fingerprint0(rules [][]string) string {
 	c := rules[0]
 	return strings.TrimPrefix(c[len(c)-3], commentPrefix)
-}
-
-func (b *IPTables) buildChain(ipt *iptables.IPTables, chain string, rules [][]string) error {
-	// ClearChain creates the chain or flushes a stale one. It is never the
-	// chain INPUT currently jumps to first.
-	if err := ipt.ClearChain(table, chain); err != nil {
-		return fmt.Errorf("prepare chain %s: %w", chain, err)
-	}
-	for _, r := range rules {
-		if err := ipt.Append(table, chain, r...); err != nil {
-			return fmt.Errorf("chain %s: rule %q: %w", chain, strings.Join(r, " "), err)
-		}
-	}
-	return nil
 }
 
 // fixJumps leaves exactly one jump, to keep, in first position.

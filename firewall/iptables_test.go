@@ -3,6 +3,8 @@ package firewall_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
@@ -16,6 +18,8 @@ import (
 
 const probeTimeout = 400 * time.Millisecond
 
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
 // newBackend makes a backend whose netlink socket lives in the lab's
 // server namespace. Every later call must run inside fwtest.Do(server)
 // too, since iptables runs in the calling thread's namespace.
@@ -23,7 +27,7 @@ func newBackend(t *testing.T, lab *fwtest.Lab) *firewall.IPTables {
 	t.Helper()
 	var b *firewall.IPTables
 	err := fwtest.Do(lab.Server, func() (err error) {
-		b, err = firewall.NewIPTables(nil)
+		b, err = firewall.NewIPTables(quietLog)
 		return err
 	})
 	if err != nil {

@@ -1,0 +1,32 @@
+# dialgate — see README.md. Every target that touches the kernel does so
+# only inside network namespaces the tests create.
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME    ?= 30s
+BENCHTIME   ?= 5x
+
+.PHONY: build test bench fuzz lint clean
+
+build:
+	$(GO) build -o bin/dialgate ./cmd/dialgate
+
+# Needs root (network namespaces, iptables, ipset). Under CI=true a test
+# that cannot get root fails instead of skipping.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 20m ./firewall/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseEntry -fuzztime $(FUZZTIME) ./auth/
+	$(GO) test -run '^$$' -fuzz FuzzReadReply -fuzztime $(FUZZTIME) ./agi/
+
+lint:
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo 'gofmt: files above need formatting'; exit 1; }
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+clean:
+	rm -rf bin

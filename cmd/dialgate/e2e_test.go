@@ -1,0 +1,357 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dialgate/dialgate/daemon"
+	"github.com/dialgate/dialgate/firewall/fwtest"
+)
+
+// The test binary doubles as the dialgate binary: run with this variable
+// set, it is dialgate. That way the end-to-end tests exercise exactly the
+// code under test, as separate processes inside the lab's namespace.
+const beMain = "DIALGATE_TEST_BE_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(beMain) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+const probe = 400 * time.Millisecond
+
+type e2e struct {
+	t     *testing.T
+	lab   *fwtest.Lab
+	dir   string
+	cfg   string
+	serve *exec.Cmd
+	env   []string
+}
+
+func newE2E(t *testing.T) *e2e {
+	t.Helper()
+	lab := fwtest.NewLab(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "dialgate.toml")
+	conf := fmt.Sprintf("db = %q\nsocket = %q\n", filepath.Join(dir, "db", "dialgate.db"), filepath.Join(dir, "run", "dialgate.sock"))
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := &e2e{t: t, lab: lab, dir: dir, cfg: cfg}
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *e2e) command(args ...string) *exec.Cmd {
+	self, err := os.Executable()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	full := append([]string{"netns", "exec", e.lab.Server, self, "--config", e.cfg}, args...)
+	cmd := exec.Command("ip", full...)
+	cmd.Env = append(os.Environ(), beMain+"=1", "SSH_CONNECTION=", "SSH_CLIENT=")
+	cmd.Env = append(cmd.Env, e.env...)
+	return cmd
+}
+
+// run executes one dialgate command in the server namespace.
+func (e *e2e) run(args ...string) (stdout, stderr string, code int) {
+	cmd := e.command(args...)
+	var o, s bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &s
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		e.t.Fatalf("dialgate %v: %v", args, err)
+	}
+	return o.String(), s.String(), code
+}
+
+func (e *e2e) ok(args ...string) string {
+	e.t.Helper()
+	out, errOut, code := e.run(args...)
+	if code != 0 {
+		e.t.Fatalf("dialgate %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+func (e *e2e) fails(wantCode int, wantMsg string, args ...string) {
+	e.t.Helper()
+	out, errOut, code := e.run(args...)
+	if code != wantCode || !strings.Contains(errOut, wantMsg) {
+		e.t.Fatalf("dialgate %s: exit %d, stderr %q, stdout %q; want exit %d and %q", strings.Join(args, " "), code, errOut, out, wantCode, wantMsg)
+	}
+}
+
+func (e *e2e) startServe() {
+	e.t.Helper()
+	cmd := e.command("serve")
+	logf, err := os.Create(filepath.Join(e.dir, fmt.Sprintf("serve-%d.log", time.Now().UnixNano())))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.serve = cmd
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, _, code := e.run("status"); code == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(logf.Name())
+	e.t.Fatalf("daemon did not come up:\n%s", log)
+}
+
+func (e *e2e) stopWith(sig syscall.Signal) {
+	if e.serve == nil {
+		return
+	}
+	// ip netns exec replaces itself with dialgate, so this is the daemon.
+	e.serve.Process.Signal(sig)
+	e.serve.Wait()
+	e.serve = nil
+}
+
+func (e *e2e) stop() { e.stopWith(syscall.SIGTERM) }
+
+func (e *e2e) status() daemon.StatusInfo {
+	e.t.Helper()
+	var st daemon.StatusInfo
+	if err := json.Unmarshal([]byte(e.ok("status", "--json")), &st); err != nil {
+		e.t.Fatal(err)
+	}
+	return st
+}
+
+func ssh(want bool) fwtest.Probe {
+	return fwtest.Probe{Proto: "tcp", Src: fwtest.ClientV4, Dst: fwtest.ServerV4, Port: 22, Want: want}
+}
+
+// TestInitServeAllowDeny is the administrator's first day: init, serve,
+// allow an address, see packets pass, deny it, see them dropped; the
+// firewall survives the daemon stopping.
+func TestInitServeAllowDeny(t *testing.T) {
+	e := newE2E(t)
+	e.lab.Echo(t, "tcp", 22, 443)
+	e.lab.Echo(t, "udp", 5060)
+	out := e.ok("init")
+	for _, want := range []string{"account server: created", "127.0.0.1", "::1", "203.0.113.1", "2001:db8::1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("init output lacks %q:\n%s", want, out)
+		}
+	}
+	if again := e.ok("init"); !strings.Contains(again, "(already)") {
+		t.Errorf("second init should keep what exists:\n%s", again)
+	}
+	e.startServe()
+	st := e.status()
+	if !st.Firewall.Loaded() {
+		t.Fatalf("firewall not loaded after serve: %+v", st.Firewall.Families)
+	}
+	e.lab.Check(t, probe, ssh(false))
+
+	e.ok("account", "add", "alice", "--perms", "1,8", "--comment", "Alice on the road")
+	e.ok("allow", "ip", "alice", fwtest.ClientV4.String())
+	e.ok("allow", "ip", "alice", fwtest.ClientV6.String(), "--perms", "1")
+	e.lab.Check(t, probe,
+		ssh(true),
+		fwtest.Probe{Proto: "udp", Src: fwtest.ClientV4, Dst: fwtest.ServerV4, Port: 5060, Want: true},
+		fwtest.Probe{Proto: "tcp", Src: fwtest.ClientV4, Dst: fwtest.ServerV4, Port: 443, Want: false},
+		fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: false},
+		fwtest.Probe{Proto: "udp", Src: fwtest.ClientV6, Dst: fwtest.ServerV6, Port: 5060, Want: true},
+		fwtest.Probe{Proto: "tcp", Src: fwtest.ClientV6, Dst: fwtest.ServerV6, Port: 22, Want: false},
+	)
+	// SIGTERM leaves the firewall in place, with its entries.
+	e.stop()
+	e.lab.Check(t, probe, ssh(true),
+		fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: false})
+	e.fails(exitNotRunning, "not running", "status")
+
+	e.startServe()
+	e.ok("deny", fwtest.ClientV4.String())
+	e.lab.Check(t, probe, ssh(false),
+		fwtest.Probe{Proto: "udp", Src: fwtest.ClientV6, Dst: fwtest.ServerV6, Port: 5060, Want: true})
+	e.ok("account", "del", "alice")
+	e.lab.Check(t, probe,
+		fwtest.Probe{Proto: "udp", Src: fwtest.ClientV6, Dst: fwtest.ServerV6, Port: 5060, Want: false})
+	if accts := e.ok("account", "list"); strings.Contains(accts, "alice") {
+		t.Errorf("alice still listed:\n%s", accts)
+	}
+}
+
+// TestBadInputLeavesFirewallIntact throws malformed and dangerous input at
+// the CLI: each gets a clear error naming the value and the kernel rules
+// do not change by a byte.
+func TestBadInputLeavesFirewallIntact(t *testing.T) {
+	e := newE2E(t)
+	e.ok("init")
+	e.startServe()
+	e.ok("account", "add", "bob", "--perms", "8")
+	before, entries := e.kernel(), len(e.status().Entries)
+	cases := []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"allow", "ip", "bob", "203.0.113.999"}, `"203.0.113.999"`},
+		{[]string{"allow", "ip", "bob", "1.2.3.4;iptables -F"}, `"1.2.3.4;iptables -F"`},
+		{[]string{"allow", "cidr", "bob", "0.0.0.0/0"}, "--force"},
+		{[]string{"allow", "cidr", "bob", "::/0"}, "--force"},
+		{[]string{"allow", "ip", "bob", "224.0.0.5"}, "multicast"},
+		{[]string{"allow", "ip", "bob", "0.0.0.0"}, "unspecified"},
+		{[]string{"allow", "cidr", "bob", "203.0.113.7/24"}, "203.0.113.0/24"},
+		{[]string{"allow", "fqdn", "bob", "evil$(reboot).example"}, "not allowed"},
+		{[]string{"allow", "ip", "bob", "203.0.113.7", "--comment", "x\n-A INPUT -j ACCEPT"}, "control character"},
+		{[]string{"allow", "ip", "bob", "203.0.113.7", "--perms", "1,x"}, `"x"`},
+		{[]string{"allow", "ip", "nobody", "203.0.113.7"}, `account "nobody": not found`},
+		{[]string{"account", "add", "Bad Name", "--perms", "1"}, `"Bad Name"`},
+		{[]string{"account", "add", "eve", "--perms", "12a"}, "12a"},
+		{[]string{"account", "add", "bob", "--perms", "1"}, "already exists"},
+		{[]string{"deny", "203.0.113.99"}, "not found"},
+	}
+	for _, c := range cases {
+		e.fails(exitError, c.msg, c.args...)
+	}
+	e.fails(exitUsage, "--perms is required", "account", "add", "eve")
+	e.fails(exitUsage, "want 2 argument", "allow", "ip", "bob")
+	if after := e.kernel(); after != before {
+		t.Fatalf("refused input changed the kernel:\n%s\n---\n%s", before, after)
+	}
+	if st := e.status(); len(st.Entries) != entries {
+		t.Fatalf("refused input stored something: %+v", st.Entries)
+	}
+}
+
+func (e *e2e) kernel() string {
+	e.t.Helper()
+	var b strings.Builder
+	for _, c := range [][]string{{"iptables", "-S"}, {"ip6tables", "-S"}, {"ipset", "list"}} {
+		out, err := e.lab.Exec(e.lab.Server, c...)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		b.WriteString(out)
+	}
+	return b.String()
+}
+
+// TestSSHSessionIsNeverDropped runs the CLI as if from an SSH session:
+// removing the entry that admits it is refused unless forced.
+func TestSSHSessionIsNeverDropped(t *testing.T) {
+	e := newE2E(t)
+	e.lab.Echo(t, "tcp", 22)
+	e.env = []string{"SSH_CONNECTION=" + fwtest.ClientV4.String() + " 51234 " + fwtest.ServerV4.String() + " 22"}
+	out := e.ok("init")
+	if !strings.Contains(out, "account admin: created") || !strings.Contains(out, fwtest.ClientV4.String()) {
+		t.Fatalf("init did not whitelist the SSH client:\n%s", out)
+	}
+	e.startServe()
+	e.lab.Check(t, probe, ssh(true))
+	e.fails(exitError, "lock out", "deny", fwtest.ClientV4.String())
+	e.fails(exitError, "lock out", "account", "del", "admin")
+	e.lab.Check(t, probe, ssh(true))
+	// A second way in makes the removal safe.
+	e.ok("account", "add", "ops", "--perms", "8")
+	e.ok("allow", "cidr", "ops", "203.0.113.0/24")
+	e.ok("account", "del", "admin")
+	e.lab.Check(t, probe, ssh(true))
+	e.fails(exitError, "lock out", "account", "del", "ops")
+	e.ok("account", "del", "ops", "--force")
+	e.lab.Check(t, probe, ssh(false))
+}
+
+// TestConcurrentWriters sends many changes at once through the daemon:
+// none is lost, in the store or in the kernel.
+func TestConcurrentWriters(t *testing.T) {
+	e := newE2E(t)
+	e.ok("init")
+	e.startServe()
+	e.ok("account", "add", "many", "--perms", "1")
+	base := len(e.status().Entries)
+	cfg, err := daemon.LoadConfig(e.cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := daemon.NewClient(cfg.Socket)
+	const writers, each = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				_, err := c.AddEntry(context.Background(), daemon.AddEntryRequest{Account: "many", Kind: "ip", Value: fmt.Sprintf("198.51.%d.%d", w, i+1)})
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	st := e.status()
+	if n := len(st.Entries); n != writers*each+base {
+		t.Errorf("store has %d entries, want %d", n, writers*each+base)
+	}
+	for _, s := range st.Firewall.Sets {
+		if s.Name == "dialgate-1-v4" && len(s.Entries) != writers*each {
+			t.Errorf("kernel set %s has %d members, want %d", s.Name, len(s.Entries), writers*each)
+		}
+	}
+}
+
+// TestCrashAndRestart kills the daemon with SIGKILL: the kernel keeps
+// filtering, and a new daemon starts from the store and agrees with it.
+func TestCrashAndRestart(t *testing.T) {
+	e := newE2E(t)
+	e.lab.Echo(t, "tcp", 22)
+	e.ok("init")
+	e.startServe()
+	e.ok("account", "add", "carol", "--perms", "8")
+	e.ok("allow", "ip", "carol", fwtest.ClientV4.String())
+	entries := len(e.status().Entries)
+	e.stopWith(syscall.SIGKILL)
+	e.lab.Check(t, probe, ssh(true),
+		fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: false})
+	// init refuses nothing here (the daemon is dead); with a live daemon
+	// it must say the daemon holds the database.
+	e.startServe()
+	e.fails(exitError, "dialgate serve", "init")
+	e.lab.Check(t, probe, ssh(true))
+	if st := e.status(); !st.Firewall.Loaded() || len(st.Entries) != entries {
+		t.Fatalf("after restart: loaded=%v entries=%d", st.Firewall.Loaded(), len(st.Entries))
+	}
+	e.ok("reload")
+	e.lab.Check(t, probe, ssh(true),
+		fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: false})
+	e.stop()
+	e.fails(exitUsage, "--yes", "remove")
+	e.ok("remove", "--yes")
+	e.lab.Check(t, probe, fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: true})
+}
