@@ -88,10 +88,12 @@ func (g Guard) check(before, after firewall.State) error {
 }
 
 // change runs fn in one store transaction and makes the kernel agree
-// before committing. If fn, the guard or the kernel refuses, the
-// transaction rolls back; if the kernel was touched, the committed state
-// is applied again so the kernel and the store agree.
-func (d *Daemon) change(ctx context.Context, g Guard, fn func(tx store.Tx) error) error {
+// before committing. fn returns the prefixes whose membership it may have
+// changed; only those are synced (the rules never change here). If fn,
+// the guard or the kernel refuses, the transaction rolls back; if the
+// kernel was touched, the committed state is applied again so the kernel
+// and the store agree.
+func (d *Daemon) change(ctx context.Context, g Guard, fn func(tx store.Tx) ([]netip.Prefix, error)) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	cfg := d.config().FirewallRules()
@@ -102,7 +104,8 @@ func (d *Daemon) change(ctx context.Context, g Guard, fn func(tx store.Tx) error
 		if err != nil {
 			return err
 		}
-		if err := fn(tx); err != nil {
+		prefixes, err := fn(tx)
+		if err != nil {
 			return err
 		}
 		after, err := desiredState(tx, cfg, now)
@@ -112,8 +115,11 @@ func (d *Daemon) change(ctx context.Context, g Guard, fn func(tx store.Tx) error
 		if err := g.check(before, after); err != nil {
 			return err
 		}
+		if len(prefixes) == 0 {
+			return nil
+		}
 		touched = true
-		return d.fw.Apply(ctx, after)
+		return d.fw.SyncMembers(ctx, after, prefixes)
 	})
 	if err != nil && touched {
 		if rerr := d.applyStored(ctx, false); rerr != nil {
@@ -163,12 +169,12 @@ func (d *Daemon) AddAccount(ctx context.Context, req AddAccountRequest) (Account
 			return store.Account{}, err
 		}
 		a := store.Account{Name: req.Name, Perms: perms, Comment: req.Comment, Enabled: true, Created: d.now()}
-		return a, d.change(ctx, Guard{}, func(tx store.Tx) error {
+		return a, d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
 			if err := tx.CreateAccount(a); err != nil {
-				return err
+				return nil, err
 			}
 			rec.Result, rec.Detail = "ok", "perms "+perms.String()
-			return tx.Audit(rec)
+			return nil, tx.Audit(rec)
 		})
 	}()
 	if err != nil {
@@ -189,20 +195,29 @@ func (d *Daemon) refused(rec store.AuditRecord, err error) {
 func (d *Daemon) DeleteAccount(ctx context.Context, name string, g Guard) (DeleteResult, error) {
 	rec := store.AuditRecord{Action: "account.del", Actor: "cli", Account: name}
 	var res DeleteResult
-	err := d.change(ctx, g, func(tx store.Tx) error {
+	err := d.change(ctx, g, func(tx store.Tx) ([]netip.Prefix, error) {
 		entries, grants, err := tx.DeleteAccount(name)
 		if err != nil {
-			return err
+			return nil, err
 		}
+		var touched []netip.Prefix
 		for _, e := range entries {
+			ps, err := entryPrefixes(tx, e)
+			if err != nil {
+				return nil, err
+			}
+			touched = append(touched, ps...)
 			res.Entries = append(res.Entries, entryInfo(e, store.Account{}, store.FQDNRecord{}))
 		}
 		for _, gr := range grants {
+			if p, err := parsePrefix(gr.IP); err == nil {
+				touched = append(touched, p)
+			}
 			res.Grants = append(res.Grants, grantInfo(gr, d.now()))
 		}
 		rec.Result = "ok"
 		rec.Detail = fmt.Sprintf("%d entries, %d grants removed", len(entries), len(grants))
-		return tx.Audit(rec)
+		return touched, tx.Audit(rec)
 	})
 	if err != nil {
 		d.refused(rec, err)
@@ -237,27 +252,31 @@ func (d *Daemon) AddEntry(ctx context.Context, req AddEntryRequest) (EntryInfo, 
 			fq = d.resolve(ctx, value, store.FQDNRecord{Name: value})
 		}
 		var info EntryInfo
-		err = d.change(ctx, Guard{}, func(tx store.Tx) error {
+		err = d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
 			acct, err := tx.Account(req.Account)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			e, err := tx.AddEntry(store.Entry{Account: req.Account, Kind: req.Kind, Value: value,
 				Perms: perms, Comment: req.Comment, Force: req.Force, Created: d.now()})
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if req.Kind == store.KindFQDN {
 				if old, err := tx.FQDN(value); err == nil {
 					fq = mergeFQDN(old, fq)
 				}
 				if err := tx.PutFQDN(fq); err != nil {
-					return err
+					return nil, err
 				}
 			}
 			info = entryInfo(e, acct, fq)
 			rec.Result, rec.Detail = "ok", fmt.Sprintf("%s %s perms %s", e.ID, e.Kind, info.Perms)
-			return tx.Audit(rec)
+			touched, err := entryPrefixes(tx, e)
+			if err != nil {
+				return nil, err
+			}
+			return touched, tx.Audit(rec)
 		})
 		return info, err
 	}()
@@ -274,12 +293,12 @@ func (d *Daemon) AddEntry(ctx context.Context, req AddEntryRequest) (EntryInfo, 
 func (d *Daemon) DeleteEntry(ctx context.Context, idOrValue string, g Guard) (DeleteResult, error) {
 	rec := store.AuditRecord{Action: "entry.del", Actor: "cli", Subject: idOrValue}
 	var res DeleteResult
-	err := d.change(ctx, g, func(tx store.Tx) error {
+	err := d.change(ctx, g, func(tx store.Tx) ([]netip.Prefix, error) {
 		var victims []store.Entry
 		if e, err := tx.Entry(idOrValue); err == nil {
 			victims = append(victims, e)
 		} else if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrInvalid) {
-			return err
+			return nil, err
 		}
 		if len(victims) == 0 {
 			value := idOrValue
@@ -291,21 +310,27 @@ func (d *Daemon) DeleteEntry(ctx context.Context, idOrValue string, g Guard) (De
 			}
 			es, err := tx.EntriesByValue(value)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			victims = es
 		}
 		if len(victims) == 0 {
-			return fmt.Errorf("entry %q: %w (give an entry ID such as e12 or a whitelisted value; see dialgate status)", idOrValue, store.ErrNotFound)
+			return nil, fmt.Errorf("entry %q: %w (give an entry ID such as e12 or a whitelisted value; see dialgate status)", idOrValue, store.ErrNotFound)
 		}
+		var touched []netip.Prefix
 		for _, e := range victims {
+			ps, err := entryPrefixes(tx, e)
+			if err != nil {
+				return nil, err
+			}
+			touched = append(touched, ps...)
 			if _, err := tx.DeleteEntry(e.ID); err != nil {
-				return err
+				return nil, err
 			}
 			if e.Kind == store.KindFQDN {
 				if still, _ := tx.EntriesByValue(e.Value); len(still) == 0 {
 					if err := tx.DeleteFQDN(e.Value); err != nil && !errors.Is(err, store.ErrNotFound) {
-						return err
+						return nil, err
 					}
 				}
 			}
@@ -313,10 +338,10 @@ func (d *Daemon) DeleteEntry(ctx context.Context, idOrValue string, g Guard) (De
 			r := rec
 			r.Account, r.Subject, r.Result, r.Detail = e.Account, e.Value, "ok", e.ID
 			if err := tx.Audit(r); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		return nil
+		return touched, nil
 	})
 	if err != nil {
 		d.refused(rec, err)

@@ -18,6 +18,11 @@ type Backend interface {
 	// Rebuild replaces the chain and every set wholesale, atomically from
 	// the point of view of a packet.
 	Rebuild(ctx context.Context, want State) error
+	// SyncMembers makes the membership of just the given prefixes match
+	// want in every set, leaving the rest of the kernel alone. It is the
+	// fast path for changes that cannot affect the rules: an entry or a
+	// grant added or removed.
+	SyncMembers(ctx context.Context, want State, prefixes []netip.Prefix) error
 	// AddMember puts one member into code's set (replacing its timeout
 	// if present). It is the fast path for a phone grant.
 	AddMember(ctx context.Context, code int, m Member) error

@@ -17,6 +17,7 @@ import (
 
 	"github.com/coreos/go-iptables/iptables"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -131,6 +132,32 @@ func (b *IPTables) apply(ctx context.Context, want State, rebuild bool) error {
 	}
 	b.log.Info("firewall applied", "rebuild", rebuild, "chain_rebuilt", rebuilt,
 		"added", added, "removed", removed, "duration", time.Since(start))
+	return nil
+}
+
+// SyncMembers implements Backend.
+func (b *IPTables) SyncMembers(ctx context.Context, want State, prefixes []netip.Prefix) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range prefixes {
+		p = normalize(p)
+		f := familyOf(p)
+		for code := 0; code < NumCodes; code++ {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			name := SetName(code, f)
+			if t, ok := want.Sets[code][p]; ok {
+				if err := b.setAdd(name, p, t); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := b.nl.IpsetDel(name, entryOf(p, 0)); err != nil && !isNotExist(err) {
+				return fmt.Errorf("firewall: remove %s from %s: %w", p, name, err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -318,9 +345,11 @@ func (b *IPTables) destroySet(name string) error {
 	return nil
 }
 
+// isNotExist reports the kernel saying the set does not exist (ENOENT)
+// or, for a delete, that the element is not in it (IPSET_ERR_EXIST).
 func isNotExist(err error) bool {
-	return errors.Is(err, syscall.ENOENT) || strings.Contains(err.Error(), "does not exist") ||
-		strings.Contains(err.Error(), "not exist")
+	var ie nl.IPSetError
+	return errors.Is(err, syscall.ENOENT) || (errors.As(err, &ie) && ie == nl.IPSET_ERR_EXIST)
 }
 
 // --- chain ---

@@ -303,3 +303,53 @@ func TestRemove(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncMembers checks the fast path: only the named prefixes are
+// touched, each gets exactly the membership the state says, and removing
+// what is not there is not an error.
+func TestSyncMembers(t *testing.T) {
+	lab := fwtest.NewLab(t)
+	b := newBackend(t, lab)
+	ctx := context.Background()
+	x, y := host(fwtest.ClientV4), host(fwtest.OtherV4)
+	base := firewall.State{Config: firewall.DefaultConfig()}
+	base.Add(firewall.CodeSSH, y, 0)
+	in(t, lab, func() error { return b.Apply(ctx, base) })
+
+	want := firewall.State{Config: base.Config}
+	want.Add(firewall.CodeSSH, x, 0)
+	want.Add(firewall.CodeSIPUDP, x, time.Hour)
+	// y is absent from want, but not named: it must stay.
+	in(t, lab, func() error { return b.SyncMembers(ctx, want, []netip.Prefix{x}) })
+	members := func() map[string]time.Duration {
+		out := map[string]time.Duration{}
+		in(t, lab, func() error {
+			s, err := b.Status(ctx)
+			for _, set := range s.Sets {
+				for _, e := range set.Entries {
+					out[set.Name+" "+e.Prefix.String()] = e.Timeout
+				}
+			}
+			return err
+		})
+		return out
+	}
+	got := members()
+	if _, ok := got["dialgate-8-v4 "+y.String()]; !ok {
+		t.Errorf("unnamed prefix touched: %v", got)
+	}
+	if d, ok := got["dialgate-8-v4 "+x.String()]; !ok || d != 0 {
+		t.Errorf("permanent member: %v", got)
+	}
+	if d := got["dialgate-1-v4 "+x.String()]; d < 59*time.Minute {
+		t.Errorf("timed member: %v", got)
+	}
+	in(t, lab, func() error {
+		return b.SyncMembers(ctx, firewall.State{Config: base.Config}, []netip.Prefix{x, host(fwtest.ClientV6)})
+	})
+	got = members()
+	if len(got) != 1 {
+		t.Errorf("after removal want only %s, got %v", y, got)
+	}
+	in(t, lab, func() error { return b.DelMember(ctx, firewall.CodeFOP, x) })
+}
