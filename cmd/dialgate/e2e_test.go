@@ -355,3 +355,64 @@ func TestCrashAndRestart(t *testing.T) {
 	e.ok("remove", "--yes")
 	e.lab.Check(t, probe, fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: true})
 }
+
+// TestFQDNEntry whitelists a dynamic-DNS name. `ip netns exec` mounts
+// /etc/netns/<ns>/hosts over /etc/hosts, so the daemon's real resolver
+// answers from a file this test controls; changing it and reloading
+// moves the whitelist to the new address.
+func TestFQDNEntry(t *testing.T) {
+	e := newE2E(t)
+	e.lab.Echo(t, "tcp", 22)
+	hostsDir := filepath.Join("/etc/netns", e.lab.Server)
+	if err := os.MkdirAll(hostsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(hostsDir) })
+	setHosts := func(addr string) {
+		t.Helper()
+		line := ""
+		if addr != "" {
+			line = addr + " home.dyn.example\n"
+		}
+		if err := os.WriteFile(filepath.Join(hostsDir, "hosts"), []byte(line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// Go's resolver re-reads /etc/hosts at most every 5 seconds.
+		time.Sleep(5100 * time.Millisecond)
+	}
+	if err := os.WriteFile(filepath.Join(hostsDir, "hosts"), []byte(fwtest.ClientV4.String()+" home.dyn.example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("init")
+	e.startServe()
+	e.ok("account", "add", "dana", "--perms", "8")
+	out := e.ok("allow", "fqdn", "dana", "HOME.dyn.example.")
+	if !strings.Contains(out, "resolves to "+fwtest.ClientV4.String()) {
+		t.Fatalf("allow fqdn output:\n%s", out)
+	}
+	e.lab.Check(t, probe, ssh(true),
+		fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: false})
+	setHosts(fwtest.OtherV4.String())
+	e.ok("reload")
+	e.lab.Check(t, probe, ssh(false),
+		fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: true})
+	// A name that stops resolving keeps its last-known address.
+	setHosts("")
+	e.ok("reload")
+	e.lab.Check(t, probe, fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: true})
+	st := e.status()
+	var found bool
+	for _, en := range st.Entries {
+		if en.Value == "home.dyn.example" {
+			found = true
+			if en.Error == "" || len(en.Addrs) != 1 || en.Addrs[0] != fwtest.OtherV4.String() {
+				t.Errorf("failed name should keep its address and show the error: %+v", en)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("fqdn entry missing from status")
+	}
+	e.ok("deny", "home.dyn.example")
+	e.lab.Check(t, probe, fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: false})
+}
