@@ -203,3 +203,22 @@ func CanonicalHost(s string) (string, error) {
 	}
 	return name, nil
 }
+
+// ValidateExtension accepts a SIP extension or endpoint name as Asterisk
+// allows them in AMI actions: 1-40 letters, digits, '.', '_', '-', '+'.
+// Empty clears it.
+func ValidateExtension(ext string) error {
+	if ext == "" {
+		return nil
+	}
+	ok := len(ext) <= 40
+	for _, r := range ext {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-+", r)) {
+			ok = false
+		}
+	}
+	if !ok {
+		return invalid("extension %q: use 1-40 letters, digits, '.', '_', '-' or '+'", ext)
+	}
+	return nil
+}

@@ -19,6 +19,17 @@ type AccountInfo struct {
 	Created time.Time     `json:"created"`
 	Entries int           `json:"entries"`
 	Grants  int           `json:"grants"`
+	// Phone door settings.
+	Passcode  bool          `json:"passcode"` // one is set (never the hash)
+	Lifetime  time.Duration `json:"lifetime,omitempty"`
+	MaxGrants int           `json:"max_grants,omitempty"`
+	Extension string        `json:"extension,omitempty"`
+	MayKeyIP  bool          `json:"may_key_ip,omitempty"`
+}
+
+func accountInfo(a store.Account) AccountInfo {
+	return AccountInfo{Name: a.Name, Perms: a.Perms, Comment: a.Comment, Enabled: a.Enabled, Created: a.Created,
+		Passcode: a.PasscodeHash != "", Lifetime: a.GrantLifetime, MaxGrants: a.MaxGrants, Extension: a.Extension, MayKeyIP: a.MayKeyIP}
 }
 
 // EntryInfo is a static entry with its effective permissions.
@@ -94,3 +105,21 @@ const (
 	// HeaderForce overrides the SSH lockout guard.
 	HeaderForce = "Dialgate-Force"
 )
+
+// SetPasscodeRequest sets an account's passcode. The daemon hashes it
+// (argon2id); the clear text only ever crosses the root-only socket.
+type SetPasscodeRequest struct {
+	Passcode string `json:"passcode"`
+}
+
+// UpdateAccountRequest changes an account's settings; nil fields are
+// left as they are.
+type UpdateAccountRequest struct {
+	Perms     *string        `json:"perms,omitempty"`
+	Comment   *string        `json:"comment,omitempty"`
+	Enabled   *bool          `json:"enabled,omitempty"`
+	Lifetime  *time.Duration `json:"lifetime,omitempty"` // 0: the [door] default
+	MaxGrants *int           `json:"max_grants,omitempty"`
+	Extension *string        `json:"extension,omitempty"`
+	MayKeyIP  *bool          `json:"may_key_ip,omitempty"`
+}

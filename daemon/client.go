@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/dialgate/dialgate/store"
 )
 
 // ErrNotRunning means nothing answers on the LocalAPI socket.
@@ -154,4 +156,30 @@ func (c *Client) DeleteEntry(ctx context.Context, idOrValue string) (r DeleteRes
 // Reload re-reads the config and rebuilds the firewall.
 func (c *Client) Reload(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/v1/reload", nil, nil)
+}
+
+// UpdateAccount changes account settings.
+func (c *Client) UpdateAccount(ctx context.Context, name string, req UpdateAccountRequest) (a AccountInfo, err error) {
+	return a, c.do(ctx, http.MethodPatch, "/v1/accounts/"+url.PathEscape(name), req, &a)
+}
+
+// SetPasscode sets an account's phone passcode.
+func (c *Client) SetPasscode(ctx context.Context, name, passcode string) error {
+	return c.do(ctx, http.MethodPut, "/v1/accounts/"+url.PathEscape(name)+"/passcode", SetPasscodeRequest{Passcode: passcode}, nil)
+}
+
+// Grants lists live grants.
+func (c *Client) Grants(ctx context.Context) (gs []GrantInfo, err error) {
+	return gs, c.do(ctx, http.MethodGet, "/v1/grants", nil, &gs)
+}
+
+// RevokeGrants removes grants by ID or address.
+func (c *Client) RevokeGrants(ctx context.Context, idOrIP string) (gs []GrantInfo, err error) {
+	return gs, c.do(ctx, http.MethodDelete, "/v1/grants/"+url.PathEscape(idOrIP), nil, &gs)
+}
+
+// Audit returns the newest limit audit records (all if limit <= 0),
+// oldest first.
+func (c *Client) Audit(ctx context.Context, limit int) (rs []store.AuditRecord, err error) {
+	return rs, c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/audit?limit=%d", limit), nil, &rs)
 }

@@ -32,6 +32,53 @@ type Config struct {
 	LogLevel string         `toml:"log_level"`
 	Firewall FirewallConfig `toml:"firewall"`
 	FQDN     FQDNConfig     `toml:"fqdn"`
+	AGI      AGIConfig      `toml:"agi"`
+	Door     DoorConfig     `toml:"door"`
+}
+
+// AGIConfig is the [agi] table: the FastAGI server Asterisk calls.
+type AGIConfig struct {
+	// Listen is host:port; loopback by default because FastAGI has no
+	// authentication. Empty disables the phone door.
+	Listen string `toml:"listen"`
+	// Allow lists the Asterisk servers (networks) whose connections are
+	// served; others are closed before a byte is read.
+	Allow       []string `toml:"allow"`
+	MaxSessions int      `toml:"max_sessions"`
+
+	allow []netip.Prefix
+}
+
+// AllowPrefixes returns the parsed agi.allow list.
+func (a AGIConfig) AllowPrefixes() []netip.Prefix { return a.allow }
+
+// DoorConfig is the [door] table: how the phone door grants access.
+type DoorConfig struct {
+	Lifetime      Duration `toml:"lifetime"`       // default grant lifetime (an account may set its own)
+	MaxGrants     int      `toml:"max_grants"`     // live grants per account; the oldest gives way
+	Tries         int      `toml:"tries"`          // passcode attempts per call
+	DigitTimeout  Duration `toml:"digit_timeout"`  // GET DATA timeout
+	MaxFailures   int      `toml:"max_failures"`   // lockout after this many failures...
+	FailureWindow Duration `toml:"failure_window"` // ...within this window
+	LockFor       Duration `toml:"lock_for"`
+	RatePerMinute int      `toml:"rate_per_minute"` // global passcode attempts per minute
+	HashMemoryKiB uint32   `toml:"hash_memory_kib"` // argon2id cost of new passcode hashes
+	HashTime      uint32   `toml:"hash_time"`
+	Sounds        Sounds   `toml:"sounds"`
+}
+
+// Sounds are the Asterisk sound files the door plays (core sounds by
+// default); an administrator may record their own.
+type Sounds struct {
+	Prompt    string `toml:"prompt"`
+	IPPrompt  string `toml:"ip_prompt"`
+	Incorrect string `toml:"incorrect"`
+	Granted   string `toml:"granted"`
+	Hours     string `toml:"hours"`
+	Minutes   string `toml:"minutes"`
+	Locked    string `toml:"locked"`
+	Failed    string `toml:"failed"`
+	Goodbye   string `toml:"goodbye"`
 }
 
 // FirewallConfig is the [firewall] table.
@@ -79,6 +126,22 @@ func DefaultConfig() Config {
 		Socket:   DefaultSocketPath,
 		LogLevel: "info",
 		FQDN:     FQDNConfig{Timeout: Duration{3 * time.Second}},
+		AGI: AGIConfig{
+			Listen: "127.0.0.1:4573",
+			Allow:  []string{"127.0.0.0/8", "::1/128"},
+			allow:  []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		},
+		Door: DoorConfig{
+			Lifetime: Duration{8 * time.Hour}, MaxGrants: 3, Tries: 3,
+			DigitTimeout: Duration{10 * time.Second},
+			MaxFailures:  5, FailureWindow: Duration{15 * time.Minute}, LockFor: Duration{15 * time.Minute},
+			RatePerMinute: 60, HashMemoryKiB: 19456, HashTime: 2,
+			Sounds: Sounds{
+				Prompt: "agent-pass", IPPrompt: "please-enter-the", Incorrect: "auth-incorrect",
+				Granted: "auth-thankyou", Hours: "hours", Minutes: "minutes",
+				Locked: "beeperr", Failed: "an-error-has-occurred", Goodbye: "vm-goodbye",
+			},
+		},
 	}
 	c.Firewall.parsed = firewall.DefaultConfig()
 	return c
@@ -164,6 +227,12 @@ func parseConfig(path string, data []byte) (Config, error) {
 	if c.FQDN.Timeout.Duration <= 0 || c.FQDN.Timeout.Duration > time.Minute {
 		return c, fmt.Errorf("config %s: fqdn.timeout: %v must be between 0 and 1m", path, c.FQDN.Timeout)
 	}
+	if err := c.AGI.parse(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := c.Door.validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -221,5 +290,92 @@ reject = false
 [fqdn]
 # How long one dynamic-DNS name may take to resolve.
 timeout = "3s"
+
+[agi]
+# The FastAGI server Asterisk's dialplan calls (agi://127.0.0.1:4573/authorize).
+# FastAGI has no authentication: keep it on loopback, or list the remote
+# Asterisk servers in allow.
+listen = "127.0.0.1:4573"
+allow = ["127.0.0.0/8", "::1/128"]
+max_sessions = 0          # 0: no limit
+
+[door]
+lifetime = "8h"           # how long a phone grant lasts (per-account override)
+max_grants = 3            # live grants per account; the oldest gives way
+tries = 3                 # passcode attempts per call
+digit_timeout = "10s"
+max_failures = 5          # lock a caller ID / channel after this many failures
+failure_window = "15m"    # ...within this window
+lock_for = "15m"
+rate_per_minute = 60      # passcode attempts per minute, all callers together
+hash_memory_kib = 19456   # argon2id cost for new passcodes
+hash_time = 2
+
+[door.sounds]             # Asterisk sound files (core sounds)
+prompt = "agent-pass"
+ip_prompt = "please-enter-the"
+incorrect = "auth-incorrect"
+granted = "auth-thankyou"
+hours = "hours"
+minutes = "minutes"
+locked = "beeperr"
+failed = "an-error-has-occurred"
+goodbye = "vm-goodbye"
 `, c.DB, c.Socket)
+}
+
+func (a *AGIConfig) parse() error {
+	if a.Listen != "" {
+		if _, err := netip.ParseAddrPort(a.Listen); err != nil {
+			return fmt.Errorf("agi.listen: %q is not an address:port such as 127.0.0.1:4573", a.Listen)
+		}
+	}
+	a.allow = nil
+	for _, s := range a.Allow {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil || p != p.Masked() {
+			return fmt.Errorf("agi.allow: %q is not a network prefix such as 127.0.0.0/8", s)
+		}
+		a.allow = append(a.allow, p)
+	}
+	if a.Listen != "" && len(a.allow) == 0 {
+		return fmt.Errorf("agi.allow: empty; FastAGI has no authentication, list the Asterisk servers allowed to connect")
+	}
+	if a.MaxSessions < 0 {
+		return fmt.Errorf("agi.max_sessions: %d must not be negative", a.MaxSessions)
+	}
+	return nil
+}
+
+func (d DoorConfig) validate() error {
+	checks := []struct {
+		ok   bool
+		what string
+	}{
+		{d.Lifetime.Duration >= time.Second && d.Lifetime.Duration <= 30*24*time.Hour, "door.lifetime: between 1s and 720h"},
+		{d.MaxGrants >= 1 && d.MaxGrants <= 100, "door.max_grants: between 1 and 100"},
+		{d.Tries >= 1 && d.Tries <= 10, "door.tries: between 1 and 10"},
+		{d.DigitTimeout.Duration >= time.Second && d.DigitTimeout.Duration <= time.Minute, "door.digit_timeout: between 1s and 1m"},
+		{d.MaxFailures >= 1 && d.MaxFailures <= 100, "door.max_failures: between 1 and 100"},
+		{d.FailureWindow.Duration >= time.Minute, "door.failure_window: at least 1m"},
+		{d.LockFor.Duration >= time.Minute, "door.lock_for: at least 1m"},
+		{d.RatePerMinute >= 1, "door.rate_per_minute: at least 1"},
+		{d.HashMemoryKiB >= 1024 && d.HashMemoryKiB <= 1<<20, "door.hash_memory_kib: between 1024 and 1048576"},
+		{d.HashTime >= 1 && d.HashTime <= 10, "door.hash_time: between 1 and 10"},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			return errors.New(c.what)
+		}
+	}
+	for name, v := range map[string]string{
+		"prompt": d.Sounds.Prompt, "ip_prompt": d.Sounds.IPPrompt, "incorrect": d.Sounds.Incorrect,
+		"granted": d.Sounds.Granted, "hours": d.Sounds.Hours, "minutes": d.Sounds.Minutes,
+		"locked": d.Sounds.Locked, "failed": d.Sounds.Failed, "goodbye": d.Sounds.Goodbye,
+	} {
+		if v == "" || strings.ContainsAny(v, " \t\r\n\"") {
+			return fmt.Errorf("door.sounds.%s: %q must be a sound file name without spaces or quotes", name, v)
+		}
+	}
+	return nil
 }

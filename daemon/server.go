@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dialgate/dialgate/agi"
 	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/firewall"
 	"github.com/dialgate/dialgate/store"
@@ -45,20 +46,61 @@ func (d *Daemon) Run(ctx context.Context) error {
 		ReadHeaderTimeout: 5 * time.Second,
 		ConnContext:       withPeer,
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	var door *agi.Server
+	if addr := d.config().AGI.Listen; addr != "" {
+		al, err := net.Listen("tcp", addr)
+		if err != nil {
+			srv.Close()
+			os.Remove(d.config().Socket)
+			return fmt.Errorf("fastagi: %w", err)
+		}
+		mux := agi.NewServeMux()
+		mux.Handle("/authorize", d.door)
+		door = &agi.Server{
+			Handler: mux, AllowFrom: d.config().AGI.AllowPrefixes(),
+			MaxSessions: d.config().AGI.MaxSessions, Logger: d.log.With("component", "agi"),
+		}
+		go func() { errc <- door.Serve(ctx, al) }()
+		d.log.Info("phone door listening", "fastagi", addr)
+	}
+	go d.purgeLoop(ctx)
 	d.log.Info("dialgate serving", "socket", d.config().Socket, "db", d.db.Path())
+	var runErr error
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
-		return fmt.Errorf("localapi: %w", err)
+		runErr = err
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err = srv.Shutdown(sctx)
+	if door != nil {
+		// Calls in progress finish (or are cut at the deadline).
+		door.Shutdown(sctx)
+	}
+	err = errors.Join(runErr, srv.Shutdown(sctx))
 	os.Remove(d.config().Socket)
 	d.log.Info("dialgate stopped; firewall left in place")
 	return err
+}
+
+// purgeLoop removes expired grants from the store. The kernel has
+// already dropped them through the set timeouts; this keeps the store
+// and the audit log in step.
+func (d *Daemon) purgeLoop(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := d.purgeExpired(); err != nil {
+				d.log.Error("purge expired grants", "err", err)
+			}
+		}
+	}
 }
 
 // listenSocket creates the LocalAPI socket, mode 0600 in a 0700
@@ -127,6 +169,33 @@ func (d *Daemon) Handler() http.Handler {
 	}))
 	mux.HandleFunc("DELETE /v1/accounts/{name}", d.handle(func(r *http.Request) (any, error) {
 		return d.DeleteAccount(r.Context(), r.PathValue("name"), guardOf(r))
+	}))
+	mux.HandleFunc("PATCH /v1/accounts/{name}", d.handle(func(r *http.Request) (any, error) {
+		var req UpdateAccountRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return d.UpdateAccount(r.Context(), r.PathValue("name"), req, guardOf(r))
+	}))
+	mux.HandleFunc("PUT /v1/accounts/{name}/passcode", d.handle(func(r *http.Request) (any, error) {
+		var req SetPasscodeRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return struct{}{}, d.SetPasscode(r.Context(), r.PathValue("name"), req.Passcode)
+	}))
+	mux.HandleFunc("GET /v1/audit", d.handle(func(r *http.Request) (any, error) {
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		var out []store.AuditRecord
+		err := d.db.View(func(tx store.Tx) (err error) {
+			out, err = tx.AuditLog(time.Time{}, limit)
+			return err
+		})
+		return out, err
+	}))
+	mux.HandleFunc("GET /v1/grants", d.handle(func(r *http.Request) (any, error) { return d.Grants() }))
+	mux.HandleFunc("DELETE /v1/grants/{grant}", d.handle(func(r *http.Request) (any, error) {
+		return d.RevokeGrants(r.Context(), r.PathValue("grant"), guardOf(r))
 	}))
 	mux.HandleFunc("POST /v1/entries", d.handle(func(r *http.Request) (any, error) {
 		var req AddEntryRequest
@@ -210,6 +279,8 @@ func classify(err error) (int, string) {
 		return http.StatusConflict, "exists"
 	case errors.Is(err, firewall.ErrLockout):
 		return http.StatusConflict, "lockout"
+	case errors.Is(err, ErrNotGrantable):
+		return http.StatusBadRequest, "invalid"
 	}
 	return http.StatusInternalServerError, "internal"
 }

@@ -85,7 +85,7 @@ func newAccountCmd(g *globals) *cobra.Command {
 		},
 	}
 	del.Flags().BoolVar(&force, "force", false, "even if it cuts off your own SSH session")
-	cmd.AddCommand(add, list, del)
+	cmd.AddCommand(add, list, del, newPasscodeCmd(g), newAccountSetCmd(g))
 	return cmd
 }
 
@@ -289,4 +289,38 @@ func printStatus(w io.Writer, st daemon.StatusInfo) {
 		}
 		tw.Flush()
 	}
+}
+
+func newAuditCmd(g *globals) *cobra.Command {
+	var limit int
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "audit",
+		Short:   "Show the audit log: every change, grant and refusal",
+		Example: "  dialgate audit\n  dialgate audit --limit 0 --json",
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client(false)
+			if err != nil {
+				return err
+			}
+			rs, err := c.Audit(cmd.Context(), limit)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), rs)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TIME\tACTION\tACTOR\tACCOUNT\tSUBJECT\tRESULT\tDETAIL")
+			for _, r := range rs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Local().Format("2006-01-02 15:04:05"),
+					r.Action, r.Actor, r.Account, r.Subject, r.Result, r.Detail)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 50, "newest N records (0: all)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }

@@ -41,6 +41,14 @@ type e2e struct {
 	cfg   string
 	serve *exec.Cmd
 	env   []string
+	stdin string
+}
+
+// withStdin returns a copy of e whose next commands read s.
+func (e *e2e) withStdin(s string) *e2e {
+	c := *e
+	c.stdin = s
+	return &c
 }
 
 func newE2E(t *testing.T) *e2e {
@@ -72,6 +80,9 @@ func (e *e2e) command(args ...string) *exec.Cmd {
 // run executes one dialgate command in the server namespace.
 func (e *e2e) run(args ...string) (stdout, stderr string, code int) {
 	cmd := e.command(args...)
+	if e.stdin != "" {
+		cmd.Stdin = strings.NewReader(e.stdin)
+	}
 	var o, s bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &s
 	err := cmd.Run()

@@ -1,0 +1,330 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Params are argon2id costs.
+type Params struct {
+	Memory  uint32 // KiB
+	Time    uint32 // passes over the memory
+	Threads uint8
+}
+
+// DefaultParams is OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane).
+// Short numeric passcodes fall to an offline search whatever the cost, so
+// a higher one would buy little against a stolen database (the store
+// guards the hashes for that reason) while every call pays it once per
+// enabled account.
+var DefaultParams = Params{Memory: 19456, Time: 2, Threads: 1}
+
+// Bounds on argon2id costs. They apply to hashes read back from the store
+// as well as to new ones: the costs travel inside the hash string, so
+// without a ceiling one tampered record could make every call allocate
+// gigabytes or spin for minutes.
+const (
+	minMemoryKiB = 1024
+	maxMemoryKiB = 1 << 20 // 1 GiB
+	maxTime      = 10
+	maxThreads   = 16
+)
+
+const (
+	minPasscodeDigits = 4
+	maxPasscodeDigits = 20
+
+	saltLen = 16
+	keyLen  = 32
+	// Hashes made by another argon2 tool may carry other salt lengths;
+	// RFC 9106 asks for at least 8 bytes.
+	minSaltLen = 8
+	maxSaltLen = 64
+	// Longer than any hash within the bounds above, short enough that a
+	// hostile record costs nothing to refuse.
+	maxPHCLen = 256
+)
+
+// ErrMalformedHash is wrapped by every error about a stored passcode hash
+// that cannot be read or carries costs outside the accepted bounds.
+var ErrMalformedHash = errors.New("malformed passcode hash")
+
+// ErrAmbiguous reports that one passcode opened more than one account.
+// Picking either would grant the caller the wrong account's permissions
+// half of the time, so nobody is let in until an administrator gives the
+// accounts distinct passcodes.
+var ErrAmbiguous = errors.New("passcode matches more than one account")
+
+// phcEncoding is the PHC string format's base64. Strict refuses non-zero
+// padding bits, so every hash has exactly one spelling and an edited one
+// cannot decode to the same bytes.
+var phcEncoding = base64.RawStdEncoding.Strict()
+
+// Validate checks the costs against the bounds Verify enforces, so that a
+// hash this package makes is always one it will read back.
+func (p Params) Validate() error {
+	switch {
+	case p.Memory < minMemoryKiB || p.Memory > maxMemoryKiB:
+		return invalid("argon2 memory %d KiB: want %d-%d KiB", p.Memory, minMemoryKiB, maxMemoryKiB)
+	case p.Time < 1 || p.Time > maxTime:
+		return invalid("argon2 time %d: want 1-%d passes", p.Time, maxTime)
+	case p.Threads < 1 || p.Threads > maxThreads:
+		return invalid("argon2 threads %d: want 1-%d", p.Threads, maxThreads)
+	}
+	return nil
+}
+
+// ValidatePasscode accepts 4-20 digits 0-9. '*' and '#' are refused
+// because the dialplan uses them to end or correct keyed input.
+//
+// Errors go to logs and terminals, so they describe the length and the
+// kind of fault, never the characters given.
+func ValidatePasscode(code string) error {
+	for i := 0; i < len(code); i++ {
+		if code[i] < '0' || code[i] > '9' {
+			return invalid("passcode of %d characters: only the digits 0-9 are allowed", utf8.RuneCountInString(code))
+		}
+	}
+	if n := len(code); n < minPasscodeDigits || n > maxPasscodeDigits {
+		return invalid("passcode of %d digits: want %d-%d digits", n, minPasscodeDigits, maxPasscodeDigits)
+	}
+	return nil
+}
+
+// HashPasscode returns the argon2id PHC string for code with a fresh
+// random salt:
+//
+//	$argon2id$v=19$m=19456,t=2,p=1$<salt>$<key>
+func HashPasscode(code string, p Params) (string, error) {
+	if err := ValidatePasscode(code); err != nil {
+		return "", err
+	}
+	if err := p.Validate(); err != nil {
+		return "", err
+	}
+	salt := make([]byte, saltLen)
+	// Since Go 1.24, Read never returns an error: it crashes the program
+	// rather than hand back predictable bytes.
+	rand.Read(salt)
+	key := argon2.IDKey([]byte(code), salt, p.Time, p.Memory, p.Threads, keyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, p.Memory, p.Time, p.Threads,
+		phcEncoding.EncodeToString(salt), phcEncoding.EncodeToString(key)), nil
+}
+
+// VerifyPasscode reports whether code is the passcode phc was made from.
+// The error (wrapping ErrMalformedHash) is about phc alone; a code that is
+// not a valid passcode simply does not match.
+func VerifyPasscode(code, phc string) (bool, error) {
+	h, err := parsePHC(phc)
+	if err != nil {
+		return false, err
+	}
+	if ValidatePasscode(code) != nil {
+		// No valid hash is made from an invalid passcode, and skipping
+		// the work reveals only the shape of what the caller keyed.
+		return false, nil
+	}
+	key := argon2.IDKey([]byte(code), h.salt, h.params.Time, h.params.Memory, h.params.Threads, keyLen)
+	return subtle.ConstantTimeCompare(key, h.key) == 1, nil
+}
+
+type phcHash struct {
+	params    Params
+	salt, key []byte
+}
+
+// parsePHC reads an argon2id PHC string. Its errors never quote the
+// string: a hash of a short numeric passcode is as sensitive as the
+// passcode itself.
+func parsePHC(s string) (phcHash, error) {
+	bad := func(format string, args ...any) (phcHash, error) {
+		return phcHash{}, fmt.Errorf("%w: %s", ErrMalformedHash, fmt.Sprintf(format, args...))
+	}
+	if s == "" {
+		return bad("empty (no passcode set)")
+	}
+	if len(s) > maxPHCLen {
+		return bad("%d bytes, longer than any accepted argon2id hash", len(s))
+	}
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[0] != "" {
+		return bad("want $argon2id$v=19$m=<KiB>,t=<passes>,p=<threads>$<salt>$<key>")
+	}
+	if parts[1] != "argon2id" {
+		return bad("algorithm is not argon2id")
+	}
+	if parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return bad("version is not %d", argon2.Version)
+	}
+	p, err := parsePHCParams(parts[3])
+	if err != nil {
+		return phcHash{}, fmt.Errorf("%w: %w", ErrMalformedHash, err)
+	}
+	salt, err := phcEncoding.DecodeString(parts[4])
+	if err != nil {
+		return bad("salt is not unpadded base64")
+	}
+	if len(salt) < minSaltLen || len(salt) > maxSaltLen {
+		return bad("salt of %d bytes: want %d-%d", len(salt), minSaltLen, maxSaltLen)
+	}
+	key, err := phcEncoding.DecodeString(parts[5])
+	if err != nil {
+		return bad("key is not unpadded base64")
+	}
+	if len(key) != keyLen {
+		return bad("key of %d bytes: want %d", len(key), keyLen)
+	}
+	return phcHash{params: p, salt: salt, key: key}, nil
+}
+
+// parsePHCParams reads "m=19456,t=2,p=1": exactly these three, in the
+// order argon2's reference implementation writes them.
+func parsePHCParams(s string) (Params, error) {
+	fields := strings.Split(s, ",")
+	names := []string{"m", "t", "p"}
+	bits := []int{32, 32, 8}
+	var v [3]uint64
+	if len(fields) != len(names) {
+		return Params{}, errors.New("parameters: want m=<KiB>,t=<passes>,p=<threads>")
+	}
+	for i, f := range fields {
+		num, ok := strings.CutPrefix(f, names[i]+"=")
+		n, err := strconv.ParseUint(num, 10, bits[i])
+		if !ok || err != nil {
+			return Params{}, fmt.Errorf("parameter %s: want %s=<number>", names[i], names[i])
+		}
+		v[i] = n
+	}
+	p := Params{Memory: uint32(v[0]), Time: uint32(v[1]), Threads: uint8(v[2])}
+	return p, p.Validate()
+}
+
+// RandomPasscode returns a passcode of the given number of digits, each
+// drawn uniformly from 0-9.
+func RandomPasscode(digits int) (string, error) {
+	if digits < minPasscodeDigits || digits > maxPasscodeDigits {
+		return "", invalid("passcode length %d: want %d-%d digits", digits, minPasscodeDigits, maxPasscodeDigits)
+	}
+	return randomDigits(rand.Reader, digits)
+}
+
+// randomDigits draws n decimal digits from r. A byte maps to a digit by
+// its remainder mod 10, and bytes 250-255 are rejected: counting them
+// would make 0-5 one part in 25 likelier than 6-9.
+func randomDigits(r io.Reader, n int) (string, error) {
+	out := make([]byte, 0, n)
+	// Reading a little more than needed means one read nearly always
+	// suffices (6 bytes in 256 are rejected).
+	buf := make([]byte, n+n/4+4)
+	for len(out) < n {
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", fmt.Errorf("random passcode: %w", err)
+		}
+		for _, b := range buf {
+			if b < 250 && len(out) < n {
+				out = append(out, '0'+b%10)
+			}
+		}
+	}
+	return string(out), nil
+}
+
+// Candidate is an account a keyed passcode may belong to.
+type Candidate struct {
+	Account string
+	Hash    string // argon2id PHC string
+}
+
+// Matcher checks a keyed passcode against every candidate account, never
+// stopping at the first match, so the time taken does not reveal which
+// account (or whether any) matched. It bounds the number of argon2
+// computations running at once (each holds Params.Memory KiB), so 1 000
+// simultaneous callers cannot exhaust memory. A Matcher is safe for
+// concurrent use.
+type Matcher struct {
+	// slots is the semaphore. A Match holds one slot for all its
+	// candidates, computing them one after another: callers are then
+	// served roughly in arrival order, where a slot per computation would
+	// interleave them and make every caller wait as long as the slowest.
+	slots chan struct{}
+	// verify is VerifyPasscode; tests replace it to count calls and
+	// observe concurrency without timing.
+	verify func(code, phc string) (bool, error)
+}
+
+// NewMatcher returns a Matcher running at most concurrency argon2
+// computations at once; concurrency <= 0 means 1.
+func NewMatcher(concurrency int) *Matcher {
+	return &Matcher{slots: make(chan struct{}, max(concurrency, 1)), verify: VerifyPasscode}
+}
+
+// Match returns the account among cands whose passcode is code.
+//
+// The caller should count every outcome other than ok == true as a failed
+// attempt, errors included: otherwise a fault that makes Match fail would
+// also hand out free guesses.
+//
+//   - A code that is not a valid passcode (ValidatePasscode) matches
+//     nothing and returns at once; that reveals only what the caller keyed.
+//   - Two or more matching accounts return an error wrapping ErrAmbiguous
+//     that names them, and no account.
+//   - A candidate whose hash is malformed is skipped, so that one damaged
+//     record does not shut out every other account. If nothing matched,
+//     the skipped candidates are returned as a joined error wrapping
+//     ErrMalformedHash, one per account; after a match they are not
+//     reported, because a unique match is trustworthy and the caller
+//     should not have to tell a grant-with-warning apart from a failure.
+//   - If ctx ends while waiting for a slot, or between candidates, Match
+//     returns ctx.Err() and no account, so a caller who hangs up learns
+//     nothing.
+func (m *Matcher) Match(ctx context.Context, code string, cands []Candidate) (account string, ok bool, err error) {
+	if ValidatePasscode(code) != nil || len(cands) == 0 {
+		return "", false, nil
+	}
+	// select picks at random among ready cases; checking first means a
+	// cancelled caller never takes a free slot.
+	if err := ctx.Err(); err != nil {
+		return "", false, err
+	}
+	select {
+	case m.slots <- struct{}{}:
+	case <-ctx.Done():
+		return "", false, ctx.Err()
+	}
+	defer func() { <-m.slots }()
+
+	var matched []string
+	var errs []error
+	for _, c := range cands {
+		if err := ctx.Err(); err != nil {
+			return "", false, err
+		}
+		same, err := m.verify(code, c.Hash)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("account %q: %w", c.Account, err))
+			continue
+		}
+		if same {
+			matched = append(matched, c.Account)
+		}
+	}
+	switch {
+	case len(matched) > 1:
+		amb := fmt.Errorf("%w: %q", ErrAmbiguous, matched)
+		return "", false, errors.Join(append([]error{amb}, errs...)...)
+	case len(matched) == 1:
+		return matched[0], true, nil
+	}
+	return "", false, errors.Join(errs...)
+}

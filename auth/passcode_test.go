@@ -1,0 +1,492 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// testParams keeps each hash around a millisecond; only
+// TestHashDefaultParams pays for the real costs.
+var testParams = Params{Memory: 1024, Time: 1, Threads: 1}
+
+func mustHash(t testing.TB, code string) string {
+	t.Helper()
+	h, err := HashPasscode(code, testParams)
+	if err != nil {
+		t.Fatalf("HashPasscode: %v", err)
+	}
+	return h
+}
+
+func TestParamsValidate(t *testing.T) {
+	cases := []struct {
+		p     Params
+		field string // "" = valid
+	}{
+		{DefaultParams, ""},
+		{testParams, ""},
+		{Params{Memory: 1 << 20, Time: 10, Threads: 16}, ""},
+		{Params{Memory: 1023, Time: 1, Threads: 1}, "memory"},
+		{Params{Memory: 1<<20 + 1, Time: 1, Threads: 1}, "memory"},
+		{Params{Memory: 1024, Time: 0, Threads: 1}, "time"},
+		{Params{Memory: 1024, Time: 11, Threads: 1}, "time"},
+		{Params{Memory: 1024, Time: 1, Threads: 0}, "threads"},
+		{Params{Memory: 1024, Time: 1, Threads: 17}, "threads"},
+		{Params{}, "memory"},
+	}
+	for _, c := range cases {
+		err := c.p.Validate()
+		if c.field == "" {
+			if err != nil {
+				t.Errorf("%+v: %v", c.p, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%+v: got %v, want ErrInvalid naming %s", c.p, err, c.field)
+		}
+	}
+}
+
+func TestValidatePasscode(t *testing.T) {
+	cases := []struct {
+		code string
+		ok   bool
+	}{
+		{"0000", true},
+		{"8675", true},
+		{"01234567890123456789", true},
+		{"", false},
+		{"739", false},
+		{"987654321098765432109", false}, // 21 digits
+		{"73a9", false},
+		{"abcd", false},
+		{"7391*", false},
+		{"#7391", false},
+		{"73 91", false},
+		{" 7391", false},
+		{"7391\n", false},
+		{"７３９１", false}, // full-width digits
+	}
+	for _, c := range cases {
+		err := ValidatePasscode(c.code)
+		if c.ok {
+			if err != nil {
+				t.Errorf("%q refused: %v", c.code, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: got %v, want ErrInvalid", c.code, err)
+			continue
+		}
+		// No run of the code may reach the message: it is logged.
+		for i := 0; i+3 <= len(c.code); i++ {
+			if w := c.code[i : i+3]; strings.Contains(err.Error(), w) {
+				t.Errorf("%q: error %q echoes %q", c.code, err, w)
+			}
+		}
+	}
+}
+
+func TestHashVerifyRoundTrip(t *testing.T) {
+	for _, code := range []string{"0000", "4711", "01234567890123456789"} {
+		h := mustHash(t, code)
+		if want := "$argon2id$v=19$m=1024,t=1,p=1$"; !strings.HasPrefix(h, want) {
+			t.Errorf("hash %q does not start %q", h, want)
+		}
+		if strings.Contains(h, code) {
+			t.Errorf("hash %q contains the passcode", h)
+		}
+		if ok, err := VerifyPasscode(code, h); !ok || err != nil {
+			t.Errorf("%q: right code: %v, %v", code, ok, err)
+		}
+		for _, wrong := range []string{code[:len(code)-1] + "9", code + "1", code[1:], "", "abcd", "0000*"} {
+			if wrong == code {
+				continue
+			}
+			if ok, err := VerifyPasscode(wrong, h); ok || err != nil {
+				t.Errorf("%q: wrong code %q: %v, %v", code, wrong, ok, err)
+			}
+		}
+	}
+}
+
+func TestHashDefaultParams(t *testing.T) {
+	h, err := HashPasscode("2468", DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "$argon2id$v=19$m=19456,t=2,p=1$"; !strings.HasPrefix(h, want) {
+		t.Errorf("hash %q does not start %q", h, want)
+	}
+	// 16-byte salt and 32-byte key in unpadded base64: 22 and 43 characters.
+	parts := strings.Split(h, "$")
+	if len(parts) != 6 || len(parts[4]) != 22 || len(parts[5]) != 43 {
+		t.Errorf("hash %q: want a 22-character salt and a 43-character key", h)
+	}
+	if ok, err := VerifyPasscode("2468", h); !ok || err != nil {
+		t.Errorf("verify: %v, %v", ok, err)
+	}
+}
+
+func TestHashIsSalted(t *testing.T) {
+	a, b := mustHash(t, "1357"), mustHash(t, "1357")
+	if a == b {
+		t.Fatalf("two hashes of one passcode are equal: %q", a)
+	}
+	for _, h := range []string{a, b} {
+		if ok, err := VerifyPasscode("1357", h); !ok || err != nil {
+			t.Errorf("verify %q: %v, %v", h, ok, err)
+		}
+	}
+}
+
+func TestHashRefuses(t *testing.T) {
+	cases := []struct {
+		code string
+		p    Params
+	}{
+		{"123", testParams},
+		{"12a4", testParams},
+		{"1234", Params{}},
+		{"1234", Params{Memory: 1024, Time: 11, Threads: 1}},
+	}
+	for _, c := range cases {
+		h, err := HashPasscode(c.code, c.p)
+		if h != "" || !errors.Is(err, ErrInvalid) {
+			t.Errorf("HashPasscode(%q, %+v) = %q, %v; want ErrInvalid", c.code, c.p, h, err)
+		}
+	}
+}
+
+func TestVerifyTampered(t *testing.T) {
+	const code = "5150"
+	good := mustHash(t, code)
+	parts := strings.Split(good, "$") // "", alg, version, params, salt, key
+	salt, key := parts[4], parts[5]
+	with := func(i int, v string) string {
+		p := append([]string(nil), parts...)
+		p[i] = v
+		return strings.Join(p, "$")
+	}
+	// flipPad changes only the 2 padding bits of the key's last
+	// character, which a lax decoder would ignore.
+	const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	last := strings.IndexByte(b64, key[len(key)-1])
+	flipPad := key[:len(key)-1] + string(b64[last^1])
+	flipData := string(b64[(strings.IndexByte(b64, key[0])+1)%64]) + key[1:]
+
+	const (
+		mismatch = "mismatch" // no error, no match
+		refused  = "refused"  // ErrMalformedHash
+	)
+	cases := []struct {
+		name, phc, want string
+	}{
+		{"more memory", with(3, "m=2048,t=1,p=1"), mismatch},
+		{"more passes", with(3, "m=1024,t=2,p=1"), mismatch},
+		{"more threads", with(3, "m=1024,t=1,p=2"), mismatch},
+		{"other salt", with(4, "AAAAAAAAAAAAAAAAAAAAAA"), mismatch},
+		{"key changed", with(5, flipData), mismatch},
+		{"key padding bits changed", with(5, flipPad), refused},
+		{"memory over 1 GiB", with(3, "m=1048577,t=1,p=1"), refused},
+		{"memory overflows uint32", with(3, "m=4294967296,t=1,p=1"), refused},
+		{"memory too small", with(3, "m=8,t=1,p=1"), refused},
+		{"negative memory", with(3, "m=-1,t=1,p=1"), refused},
+		{"11 passes", with(3, "m=1024,t=11,p=1"), refused},
+		{"0 passes", with(3, "m=1024,t=0,p=1"), refused},
+		{"17 threads", with(3, "m=1024,t=1,p=17"), refused},
+		{"256 threads", with(3, "m=1024,t=1,p=256"), refused},
+		{"parameters reordered", with(3, "t=1,m=1024,p=1"), refused},
+		{"extra parameter", with(3, "m=1024,t=1,p=1,keyid=x"), refused},
+		{"missing parameter", with(3, "m=1024,t=1"), refused},
+		{"argon2i", with(1, "argon2i"), refused},
+		{"version 16", with(2, "v=16"), refused},
+		{"salt not base64", with(4, "!!!!!!!!!!!!!!!!!!!!!!"), refused},
+		{"salt padded", with(4, salt+"=="), refused},
+		{"salt too short", with(4, "AAAA"), refused},
+		{"key truncated", good[:len(good)-5], refused},
+		{"key too long", with(5, key+"AAAA"), refused},
+		{"key missing", strings.Join(parts[:5], "$"), refused},
+		{"extra field", good + "$AAAA", refused},
+		{"no leading $", good[1:], refused},
+		{"header only", "$argon2id$v=19", refused},
+		{"empty", "", refused},
+		{"huge", good + strings.Repeat("A", 10000), refused},
+		{"bcrypt", "$2y$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234", refused},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ok, err := VerifyPasscode(code, c.phc)
+			if ok {
+				t.Fatalf("tampered hash verified")
+			}
+			switch c.want {
+			case mismatch:
+				if err != nil {
+					t.Errorf("got %v, want a plain mismatch", err)
+				}
+			case refused:
+				if !errors.Is(err, ErrMalformedHash) {
+					t.Fatalf("got %v, want ErrMalformedHash", err)
+				}
+				// The hash is as sensitive as the passcode: errors
+				// must not carry it.
+				if msg := err.Error(); strings.Contains(msg, salt) || strings.Contains(msg, key[:20]) {
+					t.Errorf("error %q quotes the hash", msg)
+				}
+			}
+		})
+	}
+}
+
+func FuzzParsePHC(f *testing.F) {
+	f.Add(mustHash(f, "1234"))
+	f.Add("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g")
+	f.Add("$argon2id$v=19$m=4294967295,t=1,p=1$AAAAAAAAAAA$AAAA")
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := parsePHC(s)
+		if err != nil {
+			if !errors.Is(err, ErrMalformedHash) {
+				t.Fatalf("error %v does not wrap ErrMalformedHash", err)
+			}
+			return
+		}
+		// Whatever parses must be safe to hand to argon2.
+		if err := h.params.Validate(); err != nil {
+			t.Fatalf("accepted out-of-bounds costs: %v", err)
+		}
+		if len(h.key) != keyLen || len(h.salt) < minSaltLen || len(h.salt) > maxSaltLen {
+			t.Fatalf("accepted key of %d bytes, salt of %d", len(h.key), len(h.salt))
+		}
+	})
+}
+
+func TestRandomPasscode(t *testing.T) {
+	for _, n := range []int{4, 6, 20} {
+		code, err := RandomPasscode(n)
+		if err != nil {
+			t.Fatalf("RandomPasscode(%d): %v", n, err)
+		}
+		if len(code) != n || ValidatePasscode(code) != nil {
+			t.Errorf("RandomPasscode(%d) = %d characters, valid: %v", n, len(code), ValidatePasscode(code))
+		}
+	}
+	for _, n := range []int{-1, 0, 3, 21} {
+		if code, err := RandomPasscode(n); code != "" || !errors.Is(err, ErrInvalid) {
+			t.Errorf("RandomPasscode(%d) = %q, %v; want ErrInvalid", n, code, err)
+		}
+	}
+}
+
+func TestRandomPasscodeUniform(t *testing.T) {
+	const draws, digits = 10000, 4
+	var count [10]int
+	for range draws {
+		code, err := RandomPasscode(digits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []byte(code) {
+			count[c-'0']++
+		}
+	}
+	// Expected 10% each; the 8-12% band is over 10 standard deviations
+	// wide here, so only a real bias fails it.
+	for d, n := range count {
+		if share := float64(n) / (draws * digits); share < 0.08 || share > 0.12 {
+			t.Errorf("digit %d: %.2f%% of draws, want 8-12%%", d, 100*share)
+		}
+	}
+}
+
+func TestRandomDigitsRejectsBiasedBytes(t *testing.T) {
+	// n=4 reads 9 bytes at a time. Bytes 250-255 would favour 0-5 and
+	// must be skipped; 249 is the largest usable byte.
+	src := []byte{
+		250, 251, 252, 253, 254, 255, 249, 0, 19, // "909"
+		255, 123, 7, 8, 9, 10, 11, 12, 13, // "3", then enough
+	}
+	got, err := randomDigits(bytes.NewReader(src), 4)
+	if err != nil || got != "9093" {
+		t.Errorf("randomDigits = %q, %v; want \"9093\"", got, err)
+	}
+	// A source that runs dry is an error, not a short passcode.
+	got, err = randomDigits(bytes.NewReader([]byte{255, 255, 255, 255, 255, 255, 255, 255, 255}), 4)
+	if got != "" || !errors.Is(err, io.EOF) {
+		t.Errorf("exhausted source: %q, %v; want io.EOF", got, err)
+	}
+}
+
+// accounts and their codes for the Matcher tests.
+var matchCodes = map[string]string{
+	"alice": "1111",
+	"bob":   "2222",
+	"carol": "3333",
+	"dave":  "4444",
+	"erin":  "5555",
+}
+
+func matchCandidates(t *testing.T) []Candidate {
+	t.Helper()
+	var cands []Candidate
+	for _, name := range []string{"alice", "bob", "carol", "dave", "erin"} {
+		cands = append(cands, Candidate{Account: name, Hash: mustHash(t, matchCodes[name])})
+	}
+	return cands
+}
+
+// countingMatcher returns a Matcher whose verifications are counted.
+func countingMatcher(concurrency int) (*Matcher, *atomic.Int64) {
+	m := NewMatcher(concurrency)
+	var calls atomic.Int64
+	m.verify = func(code, phc string) (bool, error) {
+		calls.Add(1)
+		return VerifyPasscode(code, phc)
+	}
+	return m, &calls
+}
+
+func TestMatch(t *testing.T) {
+	cands := matchCandidates(t)
+	shared := append(append([]Candidate(nil), cands...), Candidate{Account: "frank", Hash: mustHash(t, "3333")})
+	broken := Candidate{Account: "mallory", Hash: "$argon2id$v=19$m=1024,t=1,p=1$AAAA"}
+	withBroken := append([]Candidate{broken}, cands...)
+
+	cases := []struct {
+		name     string
+		code     string
+		cands    []Candidate
+		want     string
+		err      error  // wrapped by the error; nil = no error
+		errHas   string // substring of the error
+		wantCall int    // verifications expected
+	}{
+		{name: "first of five", code: "1111", cands: cands, want: "alice", wantCall: 5},
+		{name: "middle of five", code: "3333", cands: cands, want: "carol", wantCall: 5},
+		{name: "last of five", code: "5555", cands: cands, want: "erin", wantCall: 5},
+		{name: "no match", code: "9999", cands: cands, wantCall: 5},
+		{name: "not a passcode", code: "11", cands: cands, wantCall: 0},
+		{name: "no candidates", code: "1111", wantCall: 0},
+		{name: "ambiguous", code: "3333", cands: shared, err: ErrAmbiguous, errHas: `"carol" "frank"`, wantCall: 6},
+		{name: "malformed hash skipped on a match", code: "2222", cands: withBroken, want: "bob", wantCall: 6},
+		{name: "malformed hash reported without a match", code: "9999", cands: withBroken, err: ErrMalformedHash, errHas: `account "mallory"`, wantCall: 6},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m, calls := countingMatcher(1)
+			got, ok, err := m.Match(context.Background(), c.code, c.cands)
+			if got != c.want || ok != (c.want != "") {
+				t.Errorf("got %q, %v; want %q", got, ok, c.want)
+			}
+			switch {
+			case c.err == nil && err != nil:
+				t.Errorf("unexpected error %v", err)
+			case c.err != nil && !errors.Is(err, c.err):
+				t.Errorf("got error %v, want %v", err, c.err)
+			case c.err != nil && !strings.Contains(err.Error(), c.errHas):
+				t.Errorf("error %q does not say %s", err, c.errHas)
+			}
+			if err != nil && strings.Contains(err.Error(), c.code) {
+				t.Errorf("error %q contains the passcode", err)
+			}
+			// Every candidate is checked, even after a match: stopping
+			// early would let the time taken tell which account matched.
+			if n := calls.Load(); n != int64(c.wantCall) {
+				t.Errorf("%d verifications, want %d", n, c.wantCall)
+			}
+		})
+	}
+}
+
+func TestMatchBoundsConcurrency(t *testing.T) {
+	const limit, callers = 2, 50
+	m := NewMatcher(limit)
+	var inFlight, peak atomic.Int64
+	m.verify = func(code, phc string) (bool, error) {
+		n := inFlight.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(100 * time.Microsecond) // give the others a chance to pile in
+		inFlight.Add(-1)
+		return phc == "x", nil
+	}
+	cands := []Candidate{{"a", "x"}, {"b", "y"}, {"c", "z"}}
+
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			if got, ok, err := m.Match(context.Background(), "1234", cands); got != "a" || !ok || err != nil {
+				t.Errorf("Match = %q, %v, %v", got, ok, err)
+			}
+		})
+	}
+	wg.Wait()
+	p := peak.Load()
+	t.Logf("peak of %d verifications at once", p)
+	if p < 1 || p > limit {
+		t.Errorf("peak of %d verifications at once, want 1-%d", p, limit)
+	}
+}
+
+func TestNewMatcherClampsConcurrency(t *testing.T) {
+	for _, n := range []int{-5, 0, 1} {
+		if got := cap(NewMatcher(n).slots); got != 1 {
+			t.Errorf("NewMatcher(%d): %d slots, want 1", n, got)
+		}
+	}
+}
+
+func TestMatchCancelled(t *testing.T) {
+	cands := []Candidate{{"a", "x"}, {"b", "y"}}
+
+	t.Run("before starting", func(t *testing.T) {
+		m, calls := countingMatcher(1)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, ok, err := m.Match(ctx, "1234", cands); ok || !errors.Is(err, context.Canceled) {
+			t.Errorf("got %v, %v; want context.Canceled", ok, err)
+		}
+		if calls.Load() != 0 || len(m.slots) != 0 {
+			t.Errorf("%d verifications, %d slots held; want none", calls.Load(), len(m.slots))
+		}
+	})
+
+	t.Run("waiting for a slot", func(t *testing.T) {
+		m, calls := countingMatcher(1)
+		m.slots <- struct{}{} // another caller holds the only slot
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		if _, ok, err := m.Match(ctx, "1234", cands); ok || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("got %v, %v; want context.DeadlineExceeded", ok, err)
+		}
+		if calls.Load() != 0 {
+			t.Errorf("%d verifications while waiting, want none", calls.Load())
+		}
+	})
+
+	t.Run("between candidates", func(t *testing.T) {
+		m := NewMatcher(1)
+		ctx, cancel := context.WithCancel(context.Background())
+		var calls int
+		m.verify = func(code, phc string) (bool, error) {
+			calls++
+			cancel() // the caller hangs up during the first check
+			return true, nil
+		}
+		if got, ok, err := m.Match(ctx, "1234", cands); got != "" || ok || !errors.Is(err, context.Canceled) {
+			t.Errorf("got %q, %v, %v; want no account and context.Canceled", got, ok, err)
+		}
+		if calls != 1 || len(m.slots) != 0 {
+			t.Errorf("%d verifications, %d slots held; want 1 and none", calls, len(m.slots))
+		}
+	})
+}

@@ -1,0 +1,170 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/store"
+)
+
+// SetPasscode hashes and stores an account's passcode. Neither the
+// passcode nor its hash is ever logged or returned.
+func (d *Daemon) SetPasscode(ctx context.Context, name, passcode string) error {
+	rec := store.AuditRecord{Action: "passcode.set", Actor: "cli", Account: name}
+	err := func() error {
+		if err := auth.ValidatePasscode(passcode); err != nil {
+			return err
+		}
+		door := d.config().Door
+		hash, err := auth.HashPasscode(passcode, auth.Params{Memory: door.HashMemoryKiB, Time: door.HashTime, Threads: 1})
+		if err != nil {
+			return err
+		}
+		// A passcode that another account already uses would make the
+		// door ambiguous: refuse it here rather than at 3 a.m. on a call.
+		var others []auth.Candidate
+		if err := d.db.View(func(tx store.Tx) error {
+			as, err := tx.Accounts()
+			for _, a := range as {
+				if a.Name != name && a.PasscodeHash != "" {
+					others = append(others, auth.Candidate{Account: a.Name, Hash: a.PasscodeHash})
+				}
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+		if _, clash, err := d.door.matcher.Match(ctx, passcode, others); err != nil {
+			return err
+		} else if clash {
+			return fmt.Errorf("%w: another account already uses this passcode; choose another", auth.ErrInvalid)
+		}
+		return d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
+			a, err := tx.Account(name)
+			if err != nil {
+				return nil, err
+			}
+			a.PasscodeHash = hash
+			if err := tx.PutAccount(a); err != nil {
+				return nil, err
+			}
+			rec.Result = "ok"
+			return nil, tx.Audit(rec)
+		})
+	}()
+	if err != nil {
+		d.refused(rec, err)
+		return err
+	}
+	d.log.Info("passcode set", "account", name)
+	return nil
+}
+
+// UpdateAccount changes account settings. Permission or enabled changes
+// move the account's addresses between sets, so they go through the
+// lockout guard.
+func (d *Daemon) UpdateAccount(ctx context.Context, name string, req UpdateAccountRequest, g Guard) (AccountInfo, error) {
+	rec := store.AuditRecord{Action: "account.set", Actor: "cli", Account: name}
+	var out store.Account
+	err := d.change(ctx, g, func(tx store.Tx) ([]netip.Prefix, error) {
+		a, err := tx.Account(name)
+		if err != nil {
+			return nil, err
+		}
+		var changes []string
+		if req.Perms != nil {
+			if a.Perms, err = auth.ParsePerms(*req.Perms); err != nil {
+				return nil, err
+			}
+			changes = append(changes, "perms "+a.Perms.String())
+		}
+		if req.Comment != nil {
+			if err := auth.ValidateComment(*req.Comment); err != nil {
+				return nil, err
+			}
+			a.Comment = *req.Comment
+			changes = append(changes, "comment")
+		}
+		if req.Enabled != nil {
+			a.Enabled = *req.Enabled
+			changes = append(changes, fmt.Sprintf("enabled %v", a.Enabled))
+		}
+		if req.Lifetime != nil {
+			if l := *req.Lifetime; l != 0 && (l < time.Second || l > 30*24*time.Hour) {
+				return nil, fmt.Errorf("%w: lifetime %v: between 1s and 720h (0 for the default)", auth.ErrInvalid, l)
+			}
+			a.GrantLifetime = *req.Lifetime
+			changes = append(changes, "lifetime "+a.GrantLifetime.String())
+		}
+		if req.MaxGrants != nil {
+			if m := *req.MaxGrants; m < 0 || m > 100 {
+				return nil, fmt.Errorf("%w: max grants %d: between 0 (the default) and 100", auth.ErrInvalid, m)
+			}
+			a.MaxGrants = *req.MaxGrants
+			changes = append(changes, fmt.Sprintf("max_grants %d", a.MaxGrants))
+		}
+		if req.Extension != nil {
+			if err := auth.ValidateExtension(*req.Extension); err != nil {
+				return nil, err
+			}
+			a.Extension = *req.Extension
+			changes = append(changes, "extension "+a.Extension)
+		}
+		if req.MayKeyIP != nil {
+			a.MayKeyIP = *req.MayKeyIP
+			changes = append(changes, fmt.Sprintf("may_key_ip %v", a.MayKeyIP))
+		}
+		if err := tx.PutAccount(a); err != nil {
+			return nil, err
+		}
+		out = a
+		rec.Result, rec.Detail = "ok", strings.Join(changes, ", ")
+		if err := tx.Audit(rec); err != nil {
+			return nil, err
+		}
+		if req.Perms == nil && req.Enabled == nil {
+			return nil, nil
+		}
+		return d.accountPrefixes(tx, name)
+	})
+	if err != nil {
+		d.refused(rec, err)
+		return AccountInfo{}, err
+	}
+	d.log.Info("account updated", "account", name, "changes", rec.Detail)
+	return accountInfo(out), nil
+}
+
+// accountPrefixes lists every address an account's entries and grants
+// stand for.
+func (d *Daemon) accountPrefixes(tx store.Tx, name string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	es, err := tx.Entries()
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range es {
+		if e.Account != name {
+			continue
+		}
+		ps, err := entryPrefixes(tx, e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ps...)
+	}
+	gs, err := tx.Grants()
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range gs {
+		if p, err := parsePrefix(g.IP); err == nil && g.Account == name {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
