@@ -63,12 +63,24 @@ type Call struct {
 	// on only variable, database, EXEC, NOOP and VERBOSE commands work;
 	// the rest get 511.
 	HangupAfter int
+
+	// WaitDigits answer successive WAIT FOR DIGIT commands with the digit
+	// pressed; beyond the list, or for a zero rune, the wait times out.
+	WaitDigits []rune
+
+	// AfterDigits, if set, is called right after the reply to the Nth
+	// GET DATA (1-based) has been written: the moment the caller's last
+	// digit reaches the server. Benchmarks time from here.
+	AfterDigits func(n int)
 }
 
 // Transcript is what the FastAGI server did.
 type Transcript struct {
 	// Commands are the command lines received, in order, without the LF.
 	Commands []string
+	// Variables are the channel variables at the end of the call, those
+	// the server set included (DIALGATE_RESULT, say).
+	Variables map[string]string
 }
 
 // maxLine is how much agitest reads as one command. Asterisk reads 2047
@@ -104,7 +116,7 @@ func Run(ctx context.Context, conn net.Conn, call Call) (Transcript, error) {
 	if err != nil {
 		err = fmt.Errorf("agitest: %w", err)
 	}
-	return Transcript{Commands: p.commands}, err
+	return Transcript{Commands: p.commands, Variables: p.vars}, err
 }
 
 type peer struct {
@@ -115,6 +127,7 @@ type peer struct {
 	db       map[string]string
 	commands []string
 	digits   int  // next Call.Digits entry
+	waits    int  // next Call.WaitDigits entry
 	dead     bool // the caller has hung up
 }
 
@@ -302,7 +315,7 @@ var commands = []*spec{
 	{words: []string{"SAY", "ALPHA"}, minArgs: 2, maxArgs: 2, media: true,
 		usage: "Usage: SAY ALPHA <text> <escape digits>", reply: fixed("200 result=0")},
 	{words: []string{"WAIT", "FOR", "DIGIT"}, minArgs: 1, maxArgs: 1, media: true,
-		usage: "Usage: WAIT FOR DIGIT <timeout ms>", reply: fixed("200 result=0")},
+		usage: "Usage: WAIT FOR DIGIT <timeout ms>", reply: (*peer).waitForDigit},
 	{words: []string{"GET", "VARIABLE"}, minArgs: 1, maxArgs: 1, dead: true,
 		usage: "Usage: GET VARIABLE <name>", reply: (*peer).getVariable},
 	{words: []string{"GET", "FULL", "VARIABLE"}, minArgs: 1, maxArgs: 2, dead: true,
@@ -367,6 +380,25 @@ func (p *peer) hangup(_ []string) error {
 }
 
 func (p *peer) getData(args []string) error {
+	if err := p.answerGetData(args); err != nil {
+		return err
+	}
+	if p.call.AfterDigits != nil {
+		p.call.AfterDigits(p.digits)
+	}
+	return nil
+}
+
+func (p *peer) waitForDigit(_ []string) error {
+	var d rune
+	if p.waits < len(p.call.WaitDigits) {
+		d = p.call.WaitDigits[p.waits]
+	}
+	p.waits++
+	return p.write("200 result=" + strconv.Itoa(int(d)) + "\n")
+}
+
+func (p *peer) answerGetData(args []string) error {
 	maxDigits := 1024
 	if len(args) >= 3 {
 		if n, err := strconv.Atoi(args[2]); err == nil && n > 0 {

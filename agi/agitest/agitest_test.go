@@ -332,3 +332,42 @@ func TestServerLeavesAfterHangup(t *testing.T) {
 		t.Errorf("transcript %q", tr.Commands)
 	}
 }
+
+func TestWaitDigitsVariablesAndAfterDigits(t *testing.T) {
+	var seen []int
+	srv := &agi.Server{Handler: agi.HandlerFunc(func(ctx context.Context, s *agi.Session) {
+		if _, _, err := s.GetData(ctx, "beep", time.Second, 4); err != nil {
+			t.Error(err)
+		}
+		d, err := s.WaitForDigit(ctx, time.Second)
+		if err != nil || d != '#' {
+			t.Errorf("WaitForDigit = %q, %v; want '#'", d, err)
+		}
+		if d, err := s.WaitForDigit(ctx, time.Second); err != nil || d != 0 {
+			t.Errorf("second WaitForDigit = %q, %v; want a timeout", d, err)
+		}
+		if err := s.SetVariable(ctx, "RESULT", "granted"); err != nil {
+			t.Error(err)
+		}
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Serve(ctx, ln)
+	tr, err := agitest.Dial(ctx, ln.Addr().String(), agitest.Call{
+		Digits: []string{"12#"}, WaitDigits: []rune{'#'},
+		AfterDigits: func(n int) { seen = append(seen, n) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Variables["RESULT"] != "granted" {
+		t.Errorf("variables: %v", tr.Variables)
+	}
+	if len(seen) != 1 || seen[0] != 1 {
+		t.Errorf("AfterDigits calls: %v", seen)
+	}
+}

@@ -274,7 +274,7 @@ DIALGATE_RESULT. Use it to test the whole path without a phone.`,
 					"agi_channel": channel, "agi_callerid": callerID, "agi_calleridname": "dialgate test-call",
 					"agi_context": "dialgate-authorize", "agi_extension": "*47",
 				},
-				Args: args, Digits: digits, Variables: vars,
+				Args: args, Digits: digits, Variables: vars, WaitDigits: []rune{'#'},
 			})
 			for _, c := range tr.Commands {
 				cmd.Printf("  door: %s\n", c)
@@ -282,7 +282,7 @@ DIALGATE_RESULT. Use it to test the whole path without a phone.`,
 			if err != nil {
 				return fmt.Errorf("test-call: %w", err)
 			}
-			result := resultOf(tr)
+			result := tr.Variables["DIALGATE_RESULT"]
 			cmd.Printf("DIALGATE_RESULT=%s\n", result)
 			if result != daemon.ResultGranted {
 				return fmt.Errorf("test-call: the door answered %q", result)
@@ -301,16 +301,4 @@ DIALGATE_RESULT. Use it to test the whole path without a phone.`,
 	f.IntVar(&tries, "tries", 1, "how many times to key the passcode")
 	f.DurationVar(&timeout, "timeout", 30*time.Second, "give up after")
 	return cmd
-}
-
-// resultOf finds the DIALGATE_RESULT the door set.
-func resultOf(tr agitest.Transcript) string {
-	result := ""
-	for _, c := range tr.Commands {
-		w := agitest.SplitCommand(c)
-		if len(w) == 4 && strings.EqualFold(w[0], "SET") && strings.EqualFold(w[1], "VARIABLE") && w[2] == "DIALGATE_RESULT" {
-			result = w[3]
-		}
-	}
-	return result
 }
