@@ -5,7 +5,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
 BENCHTIME   ?= 5x
 
-.PHONY: build test bench fuzz lint clean
+.PHONY: build test bench fuzz lint demo clean
 
 build:
 	$(GO) build -o bin/dialgate ./cmd/dialgate
@@ -22,11 +22,17 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseEntry -fuzztime $(FUZZTIME) ./auth/
 	$(GO) test -run '^$$' -fuzz FuzzReadReply -fuzztime $(FUZZTIME) ./agi/
+	$(GO) test -run '^$$' -fuzz FuzzReadEnv -fuzztime $(FUZZTIME) ./agi/
+	$(GO) test -run '^$$' -fuzz FuzzParsePHC -fuzztime $(FUZZTIME) ./auth/
 
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo 'gofmt: files above need formatting'; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+# A throwaway network-namespace sandbox: the phone door end to end.
+demo: build
+	scripts/demo.sh
 
 clean:
 	rm -rf bin

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# make demo: the phone door end to end, in a throwaway sandbox of network
+# namespaces. Nothing touches this machine's own firewall; everything is
+# removed on exit.
+#
+#   pbx       runs `dialgate serve` (198.51.100.1 and 203.0.113.1)
+#   phone     the traveling user's softphone (198.51.100.7)
+#   stranger  someone else on the Internet (203.0.113.66)
+set -euo pipefail
+
+[ "$(id -u)" = 0 ] || { echo "make demo needs root (it creates network namespaces)"; exit 1; }
+BIN=$(realpath "${BIN:-bin/dialgate}")
+PBX=dgdemo-pbx PHONE=dgdemo-phone STRANGER=dgdemo-stranger
+DIR=$(mktemp -d /tmp/dialgate-demo.XXXXXX)
+export DIALGATE_CONFIG=$DIR/dialgate.toml
+DAEMON=
+
+cleanup() {
+	[ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null || true
+	for ns in $PBX $PHONE $STRANGER; do ip netns del "$ns" 2>/dev/null || true; done
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+pbx() { ip netns exec $PBX "$BIN" "$@"; }
+
+# probe NS DST PORT: a reset (refused) proves the packet got through the
+# firewall, a timeout means it was dropped.
+probe() {
+	local rc=0
+	ip netns exec "$1" timeout 2 bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null || rc=$?
+	case $rc in
+	0 | 1) printf '  %-9s -> %s:%-5s reaches the PBX\n' "$1" "$2" "$3" ;;
+	124) printf '  %-9s -> %s:%-5s DROPPED\n' "$1" "$2" "$3" ;;
+	*) printf '  %-9s -> %s:%-5s error %s\n' "$1" "$2" "$3" "$rc" ;;
+	esac
+}
+
+say "building the sandbox"
+for ns in $PBX $PHONE $STRANGER; do ip netns add $ns; ip -n $ns link set lo up; done
+ip link add d-pbx1 netns $PBX type veth peer name d-phone netns $PHONE
+ip link add d-pbx2 netns $PBX type veth peer name d-stranger netns $STRANGER
+ip -n $PBX addr add 198.51.100.1/24 dev d-pbx1
+ip -n $PBX addr add 203.0.113.1/24 dev d-pbx2
+ip -n $PHONE addr add 198.51.100.7/24 dev d-phone
+ip -n $STRANGER addr add 203.0.113.66/24 dev d-stranger
+for l in "$PBX d-pbx1" "$PBX d-pbx2" "$PHONE d-phone" "$STRANGER d-stranger"; do
+	set -- $l; ip -n "$1" link set "$2" up
+done
+printf 'db = "%s/dialgate.db"\nsocket = "%s/dialgate.sock"\n' "$DIR" "$DIR" >"$DIALGATE_CONFIG"
+
+say "dialgate init"
+pbx init
+pbx serve >"$DIR/serve.log" 2>&1 &
+DAEMON=$!
+for _ in $(seq 50); do pbx status >/dev/null 2>&1 && break; sleep 0.1; done
+
+say "an account for Alice: SIP (1, 2) and SSH (8), with a passcode"
+pbx account add alice --perms 1,2,8 --comment "Alice, on the road"
+echo 48151623 | pbx account passcode alice --stdin
+
+say "before the call: the PBX is invisible"
+probe $PHONE 198.51.100.1 22
+probe $PHONE 198.51.100.1 5060
+probe $STRANGER 203.0.113.1 22
+
+say "Alice calls the door and keys 48151623# (test-call plays Asterisk)"
+pbx test-call --passcode 48151623 --callerid 201 --channel SIP/alice-0000001f --remote-addr 198.51.100.7
+
+say "after the call: Alice's address gets in, nobody else does"
+probe $PHONE 198.51.100.1 22
+probe $PHONE 198.51.100.1 5060
+probe $STRANGER 203.0.113.1 22
+
+say "dialgate grants list"
+pbx grants list
+say "what the kernel holds (ipset list dialgate-8-v4)"
+ip netns exec $PBX ipset list dialgate-8-v4 | sed -n '/Members/,$p'
+
+say "a wrong passcode gets nothing"
+pbx test-call --passcode 11112222 --callerid 666 --remote-addr 203.0.113.66 || true
+probe $STRANGER 203.0.113.1 22
+
+say "done; cleaning up"
