@@ -13,6 +13,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/firewall"
 )
 
@@ -135,7 +136,7 @@ func DefaultConfig() Config {
 			Lifetime: Duration{8 * time.Hour}, MaxGrants: 3, Tries: 3,
 			DigitTimeout: Duration{10 * time.Second},
 			MaxFailures:  5, FailureWindow: Duration{15 * time.Minute}, LockFor: Duration{15 * time.Minute},
-			RatePerMinute: 60, HashMemoryKiB: 19456, HashTime: 2,
+			RatePerMinute: 60, HashMemoryKiB: auth.DefaultParams.Memory, HashTime: auth.DefaultParams.Time,
 			Sounds: Sounds{
 				Prompt: "agent-pass", IPPrompt: "please-enter-the", Incorrect: "auth-incorrect",
 				Granted: "auth-thankyou", Hours: "hours", Minutes: "minutes",
@@ -308,8 +309,8 @@ max_failures = 5          # lock a caller ID / channel after this many failures
 failure_window = "15m"    # ...within this window
 lock_for = "15m"
 rate_per_minute = 60      # passcode attempts per minute, all callers together
-hash_memory_kib = 19456   # argon2id cost for new passcodes
-hash_time = 2
+hash_memory_kib = 7168    # argon2id cost for new passcodes (OWASP: 7 MiB, 5 passes)
+hash_time = 5
 
 [door.sounds]             # Asterisk sound files (core sounds)
 prompt = "agent-pass"

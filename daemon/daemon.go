@@ -69,8 +69,9 @@ func New(opts Options) (*Daemon, error) {
 	d.cfg.Store(&cfg)
 	d.door = &door{
 		d: d,
-		// Each argon2 check holds hash_memory_kib; two at a time keeps a
-		// crowd of callers from exhausting memory on a small PBX.
+		// Each argon2 check holds hash_memory_kib; two at a time uses both
+		// cores of a small PBX without letting a crowd of callers
+		// exhaust its memory.
 		matcher: auth.NewMatcher(2),
 		limiter: auth.NewRateLimiter(cfg.Door.RatePerMinute, max(cfg.Door.RatePerMinute/6, 1)),
 		lookup:  opts.Contacts,

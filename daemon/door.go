@@ -37,9 +37,21 @@ type door struct {
 	lookup  ContactLookup
 }
 
-// Channel variables that carry the caller's address, best first:
-// chan_pjsip, then chan_sip's received and peer addresses.
-var channelAddrVars = []string{"CHANNEL(pjsip,remote_addr)", "CHANNEL(recvip)", "CHANNEL(peerip)"}
+// addrVarsFor returns the channel functions that carry the caller's
+// address for the channel's driver, best first, so the caller waits for
+// no query that cannot answer: chan_pjsip's remote address, chan_sip's
+// received and peer addresses; all of them for a driver not known here.
+func addrVarsFor(channel string) []string {
+	pjsip := []string{"CHANNEL(pjsip,remote_addr)"}
+	sip := []string{"CHANNEL(recvip)", "CHANNEL(peerip)"}
+	switch {
+	case strings.HasPrefix(channel, "PJSIP/"):
+		return pjsip
+	case strings.HasPrefix(channel, "SIP/"):
+		return sip
+	}
+	return append(pjsip, sip...)
+}
 
 const (
 	maxPasscodeDigits = 20
@@ -54,6 +66,17 @@ type call struct {
 	callerID string
 	channel  string
 	keys     []string
+	try      int // the try on which the passcode was accepted
+}
+
+// accepted clears the caller's failures and audits the accepted
+// passcode. It runs after the grant: the caller is waiting for the
+// kernel, and neither step changes what the kernel must do.
+func (c *call) accepted(acct store.Account) {
+	if err := c.d.db.Update(func(tx store.Tx) error { return c.policy().Succeed(tx, c.keys) }); err != nil {
+		c.d.log.Error("door: clear lockout", "err", err)
+	}
+	c.audit("passcode", acct.Name, c.callerID, "ok", fmt.Sprintf("try %d", c.try))
 }
 
 // ServeAGI implements agi.Handler.
@@ -108,6 +131,7 @@ func (c *call) run(ctx context.Context) string {
 	if result != "" {
 		return result
 	}
+	defer c.accepted(acct)
 	ips, source, err := c.addresses(ctx, acct)
 	if err != nil || len(ips) == 0 {
 		if err == nil {
@@ -170,10 +194,7 @@ func (c *call) passcode(ctx context.Context) (store.Account, string) {
 			return store.Account{}, ResultError
 		}
 		if ok {
-			if err := c.d.db.Update(func(tx store.Tx) error { return c.policy().Succeed(tx, c.keys) }); err != nil {
-				c.d.log.Error("door: clear lockout", "err", err)
-			}
-			c.audit("passcode", acct.Name, c.callerID, "ok", fmt.Sprintf("try %d", try))
+			c.try = try
 			return acct, ""
 		}
 		var lockedNow bool
@@ -242,7 +263,7 @@ func (c *call) addresses(ctx context.Context, acct store.Account) ([]netip.Addr,
 		// AMI down or nothing registered: never block the call on it.
 		c.d.log.Warn("door: registered-contact lookup failed; using the channel address", "extension", acct.Extension, "err", err)
 	}
-	for _, v := range channelAddrVars {
+	for _, v := range addrVarsFor(c.channel) {
 		val, set, err := c.s.GetVariable(ctx, v)
 		if err != nil {
 			continue // this channel driver lacks the function; try the next

@@ -61,6 +61,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		door = &agi.Server{
 			Handler: mux, AllowFrom: d.config().AGI.AllowPrefixes(),
 			MaxSessions: d.config().AGI.MaxSessions, Logger: d.log.With("component", "agi"),
+			// The door reads short lines only (env, digits, addresses); a
+			// small buffer keeps a thousand waiting callers cheap.
+			MaxLineBytes: 2048,
 		}
 		go func() { errc <- door.Serve(ctx, al) }()
 		d.log.Info("phone door listening", "fastagi", addr)

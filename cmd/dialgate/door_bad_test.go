@@ -21,7 +21,8 @@ const agiAddr = "127.0.0.1:4573"
 // listens on loopback.
 func (e *e2e) dial(call agitest.Call) (tr agitest.Transcript, err error) {
 	derr := fwtest.Do(e.lab.Server, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// Generous: a crowd of callers queues for the passcode check.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		tr, err = agitest.Dial(ctx, agiAddr, call)
 		return nil

@@ -10,7 +10,7 @@ import (
 
 // doorSetup starts a daemon with an account "alice" (SSH) whose passcode
 // is known.
-func doorSetup(t *testing.T) *e2e {
+func doorSetup(t testing.TB) *e2e {
 	t.Helper()
 	e := newE2E(t)
 	e.lab.Echo(t, "tcp", 22)

@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 const probe = 400 * time.Millisecond
 
 type e2e struct {
-	t     *testing.T
+	t     testing.TB
 	lab   *fwtest.Lab
 	dir   string
 	cfg   string
@@ -51,7 +51,7 @@ func (e *e2e) withStdin(s string) *e2e {
 	return &c
 }
 
-func newE2E(t *testing.T) *e2e {
+func newE2E(t testing.TB) *e2e {
 	t.Helper()
 	lab := fwtest.NewLab(t)
 	dir := t.TempDir()
