@@ -16,8 +16,12 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+# Needs root and knockd (apt-get install knockd), the alternative the
+# phone door is measured against. DIALGATE_BENCH_CALLS=100 for a quick run.
 bench:
+	@command -v knockd >/dev/null || { echo 'make bench needs knockd: apt-get install knockd'; exit 1; }
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 20m ./firewall/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 40m ./cmd/dialgate/
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseEntry -fuzztime $(FUZZTIME) ./auth/
