@@ -83,6 +83,8 @@ type AddEntryRequest struct {
 	Perms   string          `json:"perms,omitempty"` // empty: inherit the account's
 	Comment string          `json:"comment,omitempty"`
 	Force   bool            `json:"force,omitempty"`
+	// Refresh overrides the FQDN refresh interval for this entry.
+	Refresh time.Duration `json:"refresh,omitempty"`
 }
 
 // DeleteResult lists what a deletion removed.
@@ -122,4 +124,21 @@ type UpdateAccountRequest struct {
 	MaxGrants *int           `json:"max_grants,omitempty"`
 	Extension *string        `json:"extension,omitempty"`
 	MayKeyIP  *bool          `json:"may_key_ip,omitempty"`
+}
+
+// FQDNInfo is one dynamic-DNS name as the refresher sees it.
+type FQDNInfo struct {
+	Name        string        `json:"name"`
+	Addrs       []string      `json:"addrs"`
+	LastSuccess time.Time     `json:"last_success,omitzero"`
+	Age         time.Duration `json:"age"` // since the last success
+	LastAttempt time.Time     `json:"last_attempt,omitzero"`
+	LastError   string        `json:"last_error,omitempty"`
+	Interval    time.Duration `json:"interval"`
+	Entries     []string      `json:"entries"`
+}
+
+// RefreshRequest forces a refresh of some names (all if empty).
+type RefreshRequest struct {
+	Names []string `json:"names,omitempty"`
 }

@@ -183,3 +183,13 @@ func (c *Client) RevokeGrants(ctx context.Context, idOrIP string) (gs []GrantInf
 func (c *Client) Audit(ctx context.Context, limit int) (rs []store.AuditRecord, err error) {
 	return rs, c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/audit?limit=%d", limit), nil, &rs)
 }
+
+// FQDNs lists the dynamic-DNS names.
+func (c *Client) FQDNs(ctx context.Context) (fs []FQDNInfo, err error) {
+	return fs, c.do(ctx, http.MethodGet, "/v1/fqdn", nil, &fs)
+}
+
+// RefreshFQDNs re-resolves names now (all if none) and returns the list.
+func (c *Client) RefreshFQDNs(ctx context.Context, names ...string) (fs []FQDNInfo, err error) {
+	return fs, c.do(ctx, http.MethodPost, "/v1/fqdn/refresh", RefreshRequest{Names: names}, &fs)
+}

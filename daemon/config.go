@@ -98,10 +98,20 @@ type FirewallConfig struct {
 	parsed firewall.Config
 }
 
-// FQDNConfig is the [fqdn] table.
+// FQDNConfig is the [fqdn] table: the dynamic-DNS refresher.
 type FQDNConfig struct {
 	// Timeout bounds one name's resolution.
 	Timeout Duration `toml:"timeout"`
+	// Interval is how often each name is re-resolved (an entry may ask
+	// for less).
+	Interval Duration `toml:"interval"`
+	// Grace is how long a name that stops resolving keeps its last-known
+	// addresses.
+	Grace Duration `toml:"grace"`
+	// Workers bounds the lookups in flight.
+	Workers int `toml:"workers"`
+	// Tick is how often the refresher looks for names that are due.
+	Tick Duration `toml:"tick"`
 }
 
 // Duration is a time.Duration written as "5m" in TOML.
@@ -126,7 +136,8 @@ func DefaultConfig() Config {
 		DB:       DefaultDBPath,
 		Socket:   DefaultSocketPath,
 		LogLevel: "info",
-		FQDN:     FQDNConfig{Timeout: Duration{3 * time.Second}},
+		FQDN: FQDNConfig{Timeout: Duration{3 * time.Second}, Interval: Duration{5 * time.Minute},
+			Grace: Duration{24 * time.Hour}, Workers: 64, Tick: Duration{15 * time.Second}},
 		AGI: AGIConfig{
 			Listen: "127.0.0.1:4573",
 			Allow:  []string{"127.0.0.0/8", "::1/128"},
@@ -225,8 +236,8 @@ func parseConfig(path string, data []byte) (Config, error) {
 			return c, fmt.Errorf("config %s: %s: %q must be an absolute path", path, key, p)
 		}
 	}
-	if c.FQDN.Timeout.Duration <= 0 || c.FQDN.Timeout.Duration > time.Minute {
-		return c, fmt.Errorf("config %s: fqdn.timeout: %v must be between 0 and 1m", path, c.FQDN.Timeout)
+	if err := c.FQDN.validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
 	}
 	if err := c.AGI.parse(); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
@@ -289,8 +300,14 @@ reject = false
 # fop     = ["tcp/4445"]          # code 9
 
 [fqdn]
-# How long one dynamic-DNS name may take to resolve.
+# Dynamic-DNS names are re-resolved every interval (an entry may ask for
+# less), at most workers at a time, each within timeout. A name that stops
+# resolving keeps its last-known addresses for grace, then loses them.
 timeout = "3s"
+interval = "5m"
+grace = "24h"
+workers = 64
+tick = "15s"
 
 [agi]
 # The FastAGI server Asterisk's dialplan calls (agi://127.0.0.1:4573/authorize).
@@ -377,6 +394,22 @@ func (d DoorConfig) validate() error {
 		if v == "" || strings.ContainsAny(v, " \t\r\n\"") {
 			return fmt.Errorf("door.sounds.%s: %q must be a sound file name without spaces or quotes", name, v)
 		}
+	}
+	return nil
+}
+
+func (f FQDNConfig) validate() error {
+	switch {
+	case f.Timeout.Duration <= 0 || f.Timeout.Duration > time.Minute:
+		return fmt.Errorf("fqdn.timeout: %v must be between 0 and 1m", f.Timeout)
+	case f.Interval.Duration < time.Second:
+		return fmt.Errorf("fqdn.interval: %v must be at least 1s", f.Interval)
+	case f.Grace.Duration < 0:
+		return fmt.Errorf("fqdn.grace: %v must not be negative", f.Grace)
+	case f.Workers < 1 || f.Workers > 1024:
+		return fmt.Errorf("fqdn.workers: %d must be between 1 and 1024", f.Workers)
+	case f.Tick.Duration < 100*time.Millisecond:
+		return fmt.Errorf("fqdn.tick: %v must be at least 100ms", f.Tick)
 	}
 	return nil
 }

@@ -267,9 +267,12 @@ func (d *Daemon) AddEntry(ctx context.Context, req AddEntryRequest) (EntryInfo, 
 		if err := auth.ValidateComment(req.Comment); err != nil {
 			return EntryInfo{}, err
 		}
+		if req.Refresh != 0 && (req.Kind != store.KindFQDN || req.Refresh < time.Second) {
+			return EntryInfo{}, fmt.Errorf("%w: refresh %v: only for fqdn entries, at least 1s", auth.ErrInvalid, req.Refresh)
+		}
 		var fq store.FQDNRecord
 		if req.Kind == store.KindFQDN {
-			fq = d.resolve(ctx, value, store.FQDNRecord{Name: value})
+			fq = d.resolve(ctx, value, store.FQDNRecord{Name: value}, req.Force)
 		}
 		var info EntryInfo
 		err = d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
@@ -278,7 +281,7 @@ func (d *Daemon) AddEntry(ctx context.Context, req AddEntryRequest) (EntryInfo, 
 				return nil, err
 			}
 			e, err := tx.AddEntry(store.Entry{Account: req.Account, Kind: req.Kind, Value: value,
-				Perms: perms, Comment: req.Comment, Force: req.Force, Created: d.now()})
+				Perms: perms, Comment: req.Comment, Force: req.Force, Created: d.now(), Refresh: req.Refresh})
 			if err != nil {
 				return nil, err
 			}
@@ -398,8 +401,6 @@ func (d *Daemon) reload(ctx context.Context, g Guard) error {
 		}
 		cfg = &c
 	}
-	// DNS is slow and unreliable: resolve before taking the lock.
-	d.refreshFQDNs(ctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if cfg != nil {
@@ -421,6 +422,13 @@ func (d *Daemon) reload(ctx context.Context, g Guard) error {
 		return fmt.Errorf("reload: %w", err)
 	}
 	d.log.Info("reloaded", "duration", time.Since(start))
+	// Names are re-resolved afterwards, in the background: a dead name
+	// server must not hold up a reload.
+	go func() {
+		if _, err := d.RefreshFQDNs(context.WithoutCancel(ctx), nil, false); err != nil {
+			d.log.Error("fqdn refresh after reload", "err", err)
+		}
+	}()
 	return nil
 }
 

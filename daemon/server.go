@@ -28,7 +28,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.purgeExpired(); err != nil {
 		return err
 	}
-	d.refreshFQDNs(ctx)
+	// The kernel gets the stored state (FQDNs at their last-known
+	// addresses) at once; names are re-resolved after, in the background,
+	// so a dead name server never delays the firewall.
 	start := time.Now()
 	d.mu.Lock()
 	err := d.applyStored(ctx, false)
@@ -69,6 +71,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("phone door listening", "fastagi", addr)
 	}
 	go d.purgeLoop(ctx)
+	go func() {
+		if _, err := d.RefreshFQDNs(ctx, nil, false); err != nil && ctx.Err() == nil {
+			d.log.Error("fqdn refresh at start", "err", err)
+		}
+		d.refreshLoop(ctx)
+	}()
 	d.log.Info("dialgate serving", "socket", d.config().Socket, "db", d.db.Path())
 	var runErr error
 	select {
@@ -195,6 +203,17 @@ func (d *Daemon) Handler() http.Handler {
 			return err
 		})
 		return out, err
+	}))
+	mux.HandleFunc("GET /v1/fqdn", d.handle(func(r *http.Request) (any, error) { return d.FQDNs() }))
+	mux.HandleFunc("POST /v1/fqdn/refresh", d.handle(func(r *http.Request) (any, error) {
+		var req RefreshRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		if _, err := d.RefreshFQDNs(r.Context(), req.Names, false); err != nil {
+			return nil, err
+		}
+		return d.FQDNs()
 	}))
 	mux.HandleFunc("GET /v1/grants", d.handle(func(r *http.Request) (any, error) { return d.Grants() }))
 	mux.HandleFunc("DELETE /v1/grants/{grant}", d.handle(func(r *http.Request) (any, error) {

@@ -75,6 +75,9 @@ type entryV1 struct {
 	Force    bool      `json:"force,omitempty"`
 	Created  time.Time `json:"created,omitzero"`
 	Provider string    `json:"provider,omitempty"`
+	// Refresh was added within version 1: absent reads as zero (the
+	// daemon's default interval), so older records stay valid.
+	Refresh time.Duration `json:"refresh,omitempty"`
 }
 
 func entryRecord(e Entry) entryV1 {
@@ -88,6 +91,7 @@ func entryRecord(e Entry) entryV1 {
 		Force:    e.Force,
 		Created:  utc(e.Created),
 		Provider: e.Provider,
+		Refresh:  e.Refresh,
 	}
 }
 
@@ -102,6 +106,7 @@ func (r entryV1) entry(id string) Entry {
 		Force:    r.Force,
 		Created:  r.Created,
 		Provider: r.Provider,
+		Refresh:  r.Refresh,
 	}
 }
 

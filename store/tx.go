@@ -73,6 +73,12 @@ type Tx interface {
 	// With limit > 0 it returns only the newest limit of them.
 	AuditLog(since time.Time, limit int) ([]AuditRecord, error)
 
+	// Setting and PutSetting keep small daemon settings that the CLI
+	// changes (SIP secret domains, say) as opaque bytes; a missing key is
+	// ErrNotFound.
+	Setting(key string) ([]byte, error)
+	PutSetting(key string, value []byte) error
+
 	PutLockout(l Lockout) error
 	Lockout(key string) (Lockout, error)
 	DeleteLockout(key string) error
@@ -689,4 +695,36 @@ func (t *boltTx) DeleteLockout(key string) error {
 		return notFound(lockoutName(key))
 	}
 	return del(b, []byte(key), lockoutName(key))
+}
+
+// ---- settings ----
+
+// Settings live in the meta bucket under a prefix, so they need no
+// bucket of their own and no schema change.
+const settingPrefix = "setting:"
+
+func (t *boltTx) Setting(key string) ([]byte, error) {
+	b, err := t.bucket(bucketMeta)
+	if err != nil {
+		return nil, err
+	}
+	v := b.Get([]byte(settingPrefix + key))
+	if v == nil {
+		return nil, notFound(fmt.Sprintf("setting %q", key))
+	}
+	return bytes.Clone(v), nil
+}
+
+func (t *boltTx) PutSetting(key string, value []byte) error {
+	if key == "" {
+		return fmt.Errorf("setting: empty key: %w", ErrInvalid)
+	}
+	b, err := t.bucket(bucketMeta)
+	if err != nil {
+		return err
+	}
+	if err := b.Put([]byte(settingPrefix+key), bytes.Clone(value)); err != nil {
+		return fmt.Errorf("setting %q: write: %w", key, err)
+	}
+	return nil
 }

@@ -766,3 +766,57 @@ func TestTxMisuse(t *testing.T) {
 		t.Errorf("escaped Tx = %v, want ErrTxClosed", err)
 	}
 }
+
+func TestSettingsRoundTrip(t *testing.T) {
+	db := openTest(t)
+	if err := db.View(func(tx Tx) error {
+		_, err := tx.Setting("sip-domains")
+		if !errors.Is(err, ErrNotFound) {
+			t.Errorf("missing setting: %v", err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx Tx) error { return tx.PutSetting("sip-domains", []byte(`["a.example"]`)) }); err != nil {
+		t.Fatal(err)
+	}
+	db = reopen(t, db)
+	if err := db.View(func(tx Tx) error {
+		v, err := tx.Setting("sip-domains")
+		if err != nil || string(v) != `["a.example"]` {
+			t.Errorf("got %q, %v", v, err)
+		}
+		if err := tx.PutSetting("x", nil); err == nil {
+			t.Error("write in a read-only transaction accepted")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx Tx) error { return tx.PutSetting("", nil) }); !errors.Is(err, ErrInvalid) {
+		t.Errorf("empty key: %v", err)
+	}
+}
+
+func TestEntryRefreshRoundTrip(t *testing.T) {
+	db := openTest(t)
+	err := db.Update(func(tx Tx) error {
+		if err := tx.CreateAccount(Account{Name: "a", Perms: NewPermSet(1)}); err != nil {
+			return err
+		}
+		_, err := tx.AddEntry(Entry{Account: "a", Kind: KindFQDN, Value: "x.example", Refresh: 90 * time.Second})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db = reopen(t, db)
+	db.View(func(tx Tx) error {
+		es, err := tx.Entries()
+		if err != nil || len(es) != 1 || es[0].Refresh != 90*time.Second {
+			t.Errorf("got %+v, %v", es, err)
+		}
+		return nil
+	})
+}

@@ -73,6 +73,9 @@ type Entry struct {
 	// Provider is set on entries created from a trusted-provider catalogue,
 	// so they can be replaced as a group when the catalogue changes.
 	Provider string
+	// Refresh overrides the FQDN refresh interval for this entry; zero
+	// means the daemon's default.
+	Refresh time.Duration
 }
 
 // Grant is a time-limited whitelist entry, typically won on the phone.

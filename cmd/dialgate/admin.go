@@ -104,6 +104,7 @@ func newAllowCmd(g *globals) *cobra.Command {
 	} {
 		var perms, comment string
 		var force bool
+		var refresh time.Duration
 		sub := &cobra.Command{
 			Use:   fmt.Sprintf("%s ACCOUNT VALUE", k.kind),
 			Short: fmt.Sprintf("Whitelist a %s (entries take the account's perms unless --perms)", k.kind),
@@ -116,7 +117,7 @@ func newAllowCmd(g *globals) *cobra.Command {
 					return err
 				}
 				e, err := c.AddEntry(cmd.Context(), daemon.AddEntryRequest{
-					Account: args[0], Kind: k.kind, Value: args[1], Perms: perms, Comment: comment, Force: force,
+					Account: args[0], Kind: k.kind, Value: args[1], Perms: perms, Comment: comment, Force: force, Refresh: refresh,
 				})
 				if err != nil {
 					return err
@@ -134,7 +135,10 @@ func newAllowCmd(g *globals) *cobra.Command {
 		}
 		sub.Flags().StringVar(&perms, "perms", "", "permission codes for this entry (default: the account's)")
 		sub.Flags().StringVar(&comment, "comment", "", "free text shown in status")
-		sub.Flags().BoolVar(&force, "force", false, "accept networks wider than /8 (/16 for IPv6), 0.0.0.0/0, multicast")
+		sub.Flags().BoolVar(&force, "force", false, "accept networks wider than /8 (/16 for IPv6), 0.0.0.0/0, multicast; for fqdn: private answers")
+		if k.kind == store.KindFQDN {
+			sub.Flags().DurationVar(&refresh, "refresh", 0, "re-resolve this name every DURATION (default: fqdn.interval)")
+		}
 		cmd.AddCommand(sub)
 	}
 	return cmd

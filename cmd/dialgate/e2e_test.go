@@ -404,12 +404,12 @@ func TestFQDNEntry(t *testing.T) {
 	e.lab.Check(t, probe, ssh(true),
 		fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: false})
 	setHosts(fwtest.OtherV4.String())
-	e.ok("reload")
+	e.ok("fqdn", "refresh")
 	e.lab.Check(t, probe, ssh(false),
 		fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: true})
 	// A name that stops resolving keeps its last-known address.
 	setHosts("")
-	e.ok("reload")
+	e.ok("fqdn", "refresh", "home.dyn.example")
 	e.lab.Check(t, probe, fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: true})
 	st := e.status()
 	var found bool
