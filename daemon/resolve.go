@@ -151,6 +151,7 @@ func (d *Daemon) RefreshFQDNs(ctx context.Context, names []string, due bool) ([]
 		return nil, nil
 	}
 	start := time.Now()
+	defer func() { d.log.Info("fqdn refresh", "names", len(todo), "duration", time.Since(start)) }()
 	results := make([]store.FQDNRecord, len(todo))
 	workers := d.config().FQDN.Workers
 	sem := make(chan struct{}, workers)
@@ -168,17 +169,25 @@ func (d *Daemon) RefreshFQDNs(ctx context.Context, names []string, due bool) ([]
 	grace := d.config().FQDN.Grace.Duration
 	err = d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
 		var touched []netip.Prefix
+		es, err := tx.Entries()
+		if err != nil {
+			return nil, err
+		}
+		referenced := map[string]bool{}
+		for _, e := range es {
+			if e.Kind == store.KindFQDN {
+				referenced[e.Value] = true
+			}
+		}
 		for i, r := range results {
+			if !referenced[r.Name] {
+				continue // its entries were deleted meanwhile
+			}
 			// Compare with what is stored now, not the snapshot: another
 			// refresh may have landed meanwhile.
 			prev, err := tx.FQDN(r.Name)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return nil, err
-			}
-			if still, err := tx.EntriesByValue(r.Name); err != nil {
-				return nil, err
-			} else if len(still) == 0 {
-				continue // its entries were deleted meanwhile
 			}
 			if r.LastError != "" && !prev.LastSuccess.IsZero() {
 				// A failed lookup keeps what is stored now.
@@ -207,7 +216,6 @@ func (d *Daemon) RefreshFQDNs(ctx context.Context, names []string, due bool) ([]
 		}
 		return touched, nil
 	})
-	d.log.Info("fqdn refresh", "names", len(todo), "duration", time.Since(start))
 	return results, err
 }
 
