@@ -193,3 +193,18 @@ func (c *Client) FQDNs(ctx context.Context) (fs []FQDNInfo, err error) {
 func (c *Client) RefreshFQDNs(ctx context.Context, names ...string) (fs []FQDNInfo, err error) {
 	return fs, c.do(ctx, http.MethodPost, "/v1/fqdn/refresh", RefreshRequest{Names: names}, &fs)
 }
+
+// SIPDomains lists the secret SIP domains.
+func (c *Client) SIPDomains(ctx context.Context) (ds []string, err error) {
+	return ds, c.do(ctx, http.MethodGet, "/v1/sip-domains", nil, &ds)
+}
+
+// AddSIPDomain adds a secret SIP domain and returns the new list.
+func (c *Client) AddSIPDomain(ctx context.Context, domain string) (ds []string, err error) {
+	return ds, c.do(ctx, http.MethodPost, "/v1/sip-domains/"+url.PathEscape(domain), nil, &ds)
+}
+
+// DeleteSIPDomain removes a secret SIP domain and returns the new list.
+func (c *Client) DeleteSIPDomain(ctx context.Context, domain string) (ds []string, err error) {
+	return ds, c.do(ctx, http.MethodDelete, "/v1/sip-domains/"+url.PathEscape(domain), nil, &ds)
+}

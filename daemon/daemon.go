@@ -103,11 +103,34 @@ func (g Guard) check(before, after firewall.State) error {
 
 // change runs fn in one store transaction and makes the kernel agree
 // before committing. fn returns the prefixes whose membership it may have
-// changed; only those are synced (the rules never change here). If fn,
-// the guard or the kernel refuses, the transaction rolls back; if the
-// kernel was touched, the committed state is applied again so the kernel
-// and the store agree.
+// changed; only those are synced (the rules do not change).
 func (d *Daemon) change(ctx context.Context, g Guard, fn func(tx store.Tx) ([]netip.Prefix, error)) error {
+	return d.update(ctx, g, func(tx store.Tx) (func(firewall.State) error, error) {
+		prefixes, err := fn(tx)
+		if err != nil || len(prefixes) == 0 {
+			return nil, err
+		}
+		return func(after firewall.State) error { return d.fw.SyncMembers(ctx, after, prefixes) }, nil
+	})
+}
+
+// changeRules is change for edits that alter the rules themselves (SIP
+// secret domains): the whole state is applied, chain included.
+func (d *Daemon) changeRules(ctx context.Context, g Guard, fn func(tx store.Tx) error) error {
+	return d.update(ctx, g, func(tx store.Tx) (func(firewall.State) error, error) {
+		if err := fn(tx); err != nil {
+			return nil, err
+		}
+		return func(after firewall.State) error { return d.fw.Apply(ctx, after) }, nil
+	})
+}
+
+// update is the one path every change takes: fn edits the store and says
+// how to bring the kernel along; the guard checks the result; the kernel
+// is changed before the transaction commits. If fn, the guard or the
+// kernel refuses, the transaction rolls back; if the kernel was touched,
+// the committed state is applied again so the kernel and the store agree.
+func (d *Daemon) update(ctx context.Context, g Guard, fn func(tx store.Tx) (func(firewall.State) error, error)) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	cfg := d.config().FirewallRules()
@@ -122,7 +145,7 @@ func (d *Daemon) change(ctx context.Context, g Guard, fn func(tx store.Tx) ([]ne
 				return err
 			}
 		}
-		prefixes, err := fn(tx)
+		apply, err := fn(tx)
 		if err != nil {
 			return err
 		}
@@ -135,11 +158,11 @@ func (d *Daemon) change(ctx context.Context, g Guard, fn func(tx store.Tx) ([]ne
 				return err
 			}
 		}
-		if len(prefixes) == 0 {
+		if apply == nil {
 			return nil
 		}
 		touched = true
-		return d.fw.SyncMembers(ctx, after, prefixes)
+		return apply(after)
 	})
 	if err != nil && touched {
 		if rerr := d.applyStored(ctx, false); rerr != nil {

@@ -15,6 +15,11 @@ import (
 // has its own), last-known FQDN addresses, and unexpired grants with
 // their remaining life as the kernel timeout.
 func desiredState(tx store.Tx, cfg firewall.Config, now time.Time) (firewall.State, error) {
+	domains, err := sipDomains(tx)
+	if err != nil {
+		return firewall.State{}, err
+	}
+	cfg.SIPDomains = domains
 	st := firewall.State{Config: cfg}
 	accounts, err := tx.Accounts()
 	if err != nil {

@@ -215,6 +215,13 @@ func (d *Daemon) Handler() http.Handler {
 		}
 		return d.FQDNs()
 	}))
+	mux.HandleFunc("GET /v1/sip-domains", d.handle(func(r *http.Request) (any, error) { return d.SIPDomains() }))
+	mux.HandleFunc("POST /v1/sip-domains/{domain}", d.handle(func(r *http.Request) (any, error) {
+		return d.AddSIPDomain(r.Context(), r.PathValue("domain"))
+	}))
+	mux.HandleFunc("DELETE /v1/sip-domains/{domain}", d.handle(func(r *http.Request) (any, error) {
+		return d.DeleteSIPDomain(r.Context(), r.PathValue("domain"))
+	}))
 	mux.HandleFunc("GET /v1/grants", d.handle(func(r *http.Request) (any, error) { return d.Grants() }))
 	mux.HandleFunc("DELETE /v1/grants/{grant}", d.handle(func(r *http.Request) (any, error) {
 		return d.RevokeGrants(r.Context(), r.PathValue("grant"), guardOf(r))

@@ -454,9 +454,7 @@ func (b *IPTables) swapChain(f Family, target, other string, rules [][]string, j
 	var sb strings.Builder
 	sb.WriteString("*filter\n:" + target + " - [0:0]\n")
 	for _, r := range rules {
-		// Rule arguments are generated from validated config (ports,
-		// prefixes, set names): none holds a space or a quote.
-		sb.WriteString("-A " + target + " " + strings.Join(r, " ") + "\n")
+		sb.WriteString("-A " + target + " " + restoreArgs(r) + "\n")
 	}
 	sb.WriteString("-I " + hook + " 1 -j " + target + "\n")
 	// Our insert shifted every old jump down by one; delete bottom-up so
@@ -480,6 +478,21 @@ func (b *IPTables) swapChain(f Family, target, other string, rules [][]string, j
 		return fmt.Errorf("%s: %w: %s", bin, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// restoreArgs joins rule arguments for iptables-restore, quoting the ones
+// with spaces ("REGISTER sip:..."). Arguments come from validated config
+// (ports, prefixes, set names, SIP domains): none holds a quote or a
+// newline, so quoting cannot be escaped.
+func restoreArgs(r []string) string {
+	out := make([]string, len(r))
+	for i, a := range r {
+		if strings.ContainsAny(a, " \t") {
+			a = `"` + a + `"`
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }
 
 func fingerprint0(rules [][]string) string {

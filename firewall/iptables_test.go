@@ -353,3 +353,46 @@ func TestSyncMembers(t *testing.T) {
 	}
 	in(t, lab, func() error { return b.DelMember(ctx, firewall.CodeFOP, x) })
 }
+
+// sipMessage is a REGISTER as a real softphone sends it (shape from the
+// recorded Asterisk fixtures), for the domain given.
+func sipMessage(method, domain string) []byte {
+	return []byte(method + " sip:" + domain + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP 203.0.113.20:5070;branch=z9hG4bK-19434-1-0;rport\r\n" +
+		"From: <sip:traveler@" + domain + ">;tag=19434SIPpTag001\r\n" +
+		"To: <sip:traveler@" + domain + ">\r\n" +
+		"Call-ID: 1-19434@203.0.113.20\r\nCSeq: 1 " + method + "\r\n" +
+		"Contact: <sip:traveler@203.0.113.20:5070>\r\nMax-Forwards: 70\r\nExpires: 3600\r\n" +
+		"User-Agent: sipp-harness\r\nContent-Length: 0\r\n\r\n")
+}
+
+// TestSIPSecretDomain sends real SIP datagrams from a stranger's address:
+// a REGISTER for the secret domain reaches the PBX, one for another
+// domain and an OPTIONS scan do not; a whitelisted trunk's OPTIONS still
+// passes. Other traffic is unaffected.
+func TestSIPSecretDomain(t *testing.T) {
+	lab := fwtest.NewLab(t)
+	b := newBackend(t, lab)
+	lab.Echo(t, "udp", 5060)
+	cfg := firewall.DefaultConfig()
+	cfg.LAN = nil
+	cfg.SIPDomains = []string{"xq356jq.example.org", "second.example"}
+	st := firewall.State{Config: cfg}
+	st.Add(firewall.CodeSIPUDP, host(fwtest.ClientV4), 0)
+	st.Add(firewall.CodeSIPUDP, host(fwtest.ClientV6), 0)
+	in(t, lab, func() error { return b.Apply(context.Background(), st) })
+	sip := func(src, dst netip.Addr, msg []byte, want bool) fwtest.Probe {
+		return fwtest.Probe{Proto: "udp", Src: src, Dst: dst, Port: 5060, Want: want, Payload: msg}
+	}
+	lab.Check(t, probeTimeout,
+		sip(fwtest.OtherV4, fwtest.ServerV4, sipMessage("REGISTER", "xq356jq.example.org"), true),
+		sip(fwtest.OtherV4, fwtest.ServerV4, sipMessage("REGISTER", "second.example"), true),
+		sip(fwtest.OtherV6, fwtest.ServerV6, sipMessage("REGISTER", "xq356jq.example.org"), true),
+		sip(fwtest.OtherV4, fwtest.ServerV4, sipMessage("REGISTER", "pbx.example.org"), false),
+		sip(fwtest.OtherV4, fwtest.ServerV4, sipMessage("OPTIONS", "xq356jq.example.org"), false),
+		sip(fwtest.OtherV6, fwtest.ServerV6, sipMessage("OPTIONS", "203.0.113.1"), false),
+		sip(fwtest.ClientV4, fwtest.ServerV4, sipMessage("OPTIONS", "pbx.example.org"), true),
+		sip(fwtest.ClientV6, fwtest.ServerV6, sipMessage("REGISTER", "pbx.example.org"), true),
+		sip(fwtest.OtherV4, fwtest.ServerV4, []byte("not sip"), false),
+	)
+}

@@ -29,7 +29,18 @@ type Config struct {
 	// Reject answers refused packets with an ICMP error instead of a
 	// silent drop.
 	Reject bool
+	// SIPDomains are secret SIP domains: a REGISTER for one of them is
+	// let in from anywhere, other REGISTER and OPTIONS probes from
+	// addresses not whitelisted for SIP are dropped (the Travelin' Man 3
+	// defence against SIP scanners).
+	SIPDomains []string
+	// SIPPorts are the ports the secret-domain rules watch, udp and tcp.
+	SIPPorts PortRange
 }
+
+// MaxSIPDomainLen keeps "REGISTER sip:<domain>" within the 128 bytes the
+// iptables string match accepts.
+const MaxSIPDomainLen = 100
 
 // DefaultLAN is RFC 1918 plus IPv6 unique local addresses.
 func DefaultLAN() []netip.Prefix {
@@ -48,6 +59,7 @@ func DefaultConfig() Config {
 		Services: DefaultServices(),
 		Open:     []PortRange{{"udp", 10000, 20000}},
 		ICMP:     true,
+		SIPPorts: PortRange{"udp", 5060, 5061},
 	}
 }
 
@@ -68,6 +80,14 @@ func (c Config) Validate() error {
 		if err := checkPorts(fmt.Sprintf("services code %d", code), ports); err != nil {
 			return err
 		}
+	}
+	for _, d := range c.SIPDomains {
+		if d == "" || len(d) > MaxSIPDomainLen || strings.ContainsAny(d, " \t\r\n\"'\\") {
+			return fmt.Errorf("sip domain %q: 1-%d characters, no spaces or quotes", d, MaxSIPDomainLen)
+		}
+	}
+	if len(c.SIPDomains) > 0 && (c.SIPPorts.From == 0 || c.SIPPorts.To < c.SIPPorts.From) {
+		return fmt.Errorf("sip domain ports: bad range %s", c.SIPPorts)
 	}
 	return checkPorts("open ports", c.Open)
 }
@@ -240,6 +260,7 @@ func (c Config) rules(f Family) [][]string {
 	for _, spec := range portRules(c.Open) {
 		add(append(spec, "-j", "ACCEPT")...)
 	}
+	c.sipDomainRules(f, add)
 	add("-m", "set", "--match-set", SetName(CodeAll, f), "src", "-j", "ACCEPT")
 	for code := 1; code < NumCodes; code++ {
 		for _, spec := range portRules(c.Services[code]) {
@@ -306,4 +327,30 @@ func sortEntries(es []SetEntry) {
 	slices.SortFunc(es, func(a, b SetEntry) int {
 		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
 	})
+}
+
+// sipDomainRules admits a REGISTER for a secret domain from anywhere and
+// drops other REGISTER and OPTIONS probes, on udp and tcp. Sources
+// whitelisted for that transport are exempt from the drops: a trusted
+// trunk's OPTIONS keepalive must still reach Asterisk.
+func (c Config) sipDomainRules(f Family, add func(...string)) {
+	if len(c.SIPDomains) == 0 {
+		return
+	}
+	ports := fmt.Sprintf("%d:%d", c.SIPPorts.From, c.SIPPorts.To)
+	for _, proto := range []string{"udp", "tcp"} {
+		match := []string{"-p", proto, "-m", "multiport", "--dports", ports, "-m", "string", "--algo", "bm"}
+		for _, d := range c.SIPDomains {
+			add(append(slices.Clone(match), "--string", "REGISTER sip:"+d, "-j", "ACCEPT")...)
+		}
+		sipCode := CodeSIPUDP
+		if proto == "tcp" {
+			sipCode = CodeSIPTCP
+		}
+		for _, probe := range []string{"REGISTER sip:", "OPTIONS sip:"} {
+			add(append(slices.Clone(match), "--string", probe,
+				"-m", "set", "!", "--match-set", SetName(CodeAll, f), "src",
+				"-m", "set", "!", "--match-set", SetName(sipCode, f), "src", "-j", "DROP")...)
+		}
+	}
 }

@@ -427,3 +427,35 @@ func TestFQDNEntry(t *testing.T) {
 	e.ok("deny", "home.dyn.example")
 	e.lab.Check(t, probe, fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: false})
 }
+
+// TestSIPDomainCLI: secret domains through the CLI reach the kernel rules;
+// bad domains are refused with the firewall untouched.
+func TestSIPDomainCLI(t *testing.T) {
+	e := newE2E(t)
+	e.lab.Echo(t, "udp", 5060)
+	e.ok("init")
+	e.startServe()
+	before := e.kernel()
+	for _, bad := range []string{`evil".example`, "two words.example", "x", strings.Repeat("a", 60) + "." + strings.Repeat("b", 60)} {
+		e.fails(exitError, "", "sip-domain", "add", bad)
+	}
+	if e.kernel() != before {
+		t.Fatal("refused domain changed the kernel")
+	}
+	_, warn, _ := e.run("sip-domain", "add", "XQ356JQ.example.org")
+	if !strings.Contains(warn, "anyone who knows") {
+		t.Errorf("no warning on add: %q", warn)
+	}
+	if l := e.ok("sip-domain", "list"); !strings.Contains(l, "xq356jq.example.org") {
+		t.Fatalf("list: %s", l)
+	}
+	e.fails(exitError, "already exists", "sip-domain", "add", "xq356jq.example.org")
+	reg := func(domain string, want bool) fwtest.Probe {
+		return fwtest.Probe{Proto: "udp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 5060, Want: want,
+			Payload: []byte("REGISTER sip:" + domain + " SIP/2.0\r\nCSeq: 1 REGISTER\r\n\r\n")}
+	}
+	e.lab.Check(t, probe, reg("xq356jq.example.org", true), reg("pbx.example.org", false))
+	e.ok("sip-domain", "del", "xq356jq.example.org")
+	e.lab.Check(t, probe, reg("xq356jq.example.org", false))
+	e.fails(exitError, "not found", "sip-domain", "del", "xq356jq.example.org")
+}

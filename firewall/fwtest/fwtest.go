@@ -235,6 +235,12 @@ func (l *Lab) Echo(t testing.TB, proto string, ports ...uint16) {
 // A firewall DROP shows up as a timeout; anything else unexpected is an
 // error, so a broken lab cannot pass for a working firewall.
 func (l *Lab) Reach(proto string, src, dst netip.Addr, port uint16, timeout time.Duration) (bool, error) {
+	return l.ReachWith(proto, src, dst, port, timeout, nil)
+}
+
+// ReachWith is Reach with a payload of the caller's choosing for UDP (a
+// SIP message, say); nil sends a probe marker.
+func (l *Lab) ReachWith(proto string, src, dst netip.Addr, port uint16, timeout time.Duration, payload []byte) (bool, error) {
 	var reached bool
 	err := Do(l.Client, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -261,10 +267,13 @@ func (l *Lab) Reach(proto string, src, dst netip.Addr, port uint16, timeout time
 			defer c.Close()
 			deadline, _ := ctx.Deadline()
 			c.SetDeadline(deadline)
-			msg := []byte("dialgate-probe")
+			msg := payload
+			if msg == nil {
+				msg = []byte("dialgate-probe")
+			}
 			// Several tries: a first datagram can be lost to neighbour
 			// discovery on a fresh link, which is not the firewall's doing.
-			buf := make([]byte, 64)
+			buf := make([]byte, 4096)
 			for i := 0; i < 3; i++ {
 				if _, err := c.Write(msg); err != nil {
 					return err
@@ -300,6 +309,8 @@ type Probe struct {
 	Dst   netip.Addr
 	Port  uint16
 	Want  bool
+	// Payload is sent instead of a probe marker (UDP only).
+	Payload []byte
 }
 
 func (p Probe) String() string {
@@ -324,7 +335,7 @@ func (l *Lab) Check(t testing.TB, timeout time.Duration, probes ...Probe) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			got[i], errs[i] = l.Reach(p.Proto, p.Src, p.Dst, p.Port, timeout)
+			got[i], errs[i] = l.ReachWith(p.Proto, p.Src, p.Dst, p.Port, timeout, p.Payload)
 		}()
 	}
 	wg.Wait()
