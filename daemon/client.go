@@ -153,9 +153,15 @@ func (c *Client) DeleteEntry(ctx context.Context, idOrValue string) (r DeleteRes
 	return r, c.do(ctx, http.MethodDelete, "/v1/entries/"+url.PathEscape(idOrValue), nil, &r)
 }
 
-// Reload re-reads the config and rebuilds the firewall.
-func (c *Client) Reload(ctx context.Context) error {
-	return c.do(ctx, http.MethodPost, "/v1/reload", nil, nil)
+// Reload re-reads the config and rebuilds the firewall. With confirm > 0
+// it rolls back unless Confirm follows within confirm.
+func (c *Client) Reload(ctx context.Context, confirm time.Duration) error {
+	return c.do(ctx, http.MethodPost, "/v1/reload?confirm="+url.QueryEscape(confirm.String()), nil, nil)
+}
+
+// Confirm keeps a reload made with a confirmation deadline.
+func (c *Client) Confirm(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/confirm", nil, nil)
 }
 
 // UpdateAccount changes account settings.

@@ -31,6 +31,8 @@ type Daemon struct {
 	cfg atomic.Pointer[Config]
 
 	door *door
+	// pending is a reload waiting for Confirm; guarded by mu.
+	pending *pendingReload
 }
 
 func (d *Daemon) config() Config { return *d.cfg.Load() }
@@ -404,15 +406,92 @@ func (d *Daemon) DeleteEntry(ctx context.Context, idOrValue string, g Guard) (De
 // config file, or one that would cut off the SSH session, changes
 // nothing.
 func (d *Daemon) Reload(ctx context.Context, g Guard) error {
+	return d.ReloadConfirm(ctx, g, 0)
+}
+
+// ErrNothingToConfirm is returned by Confirm when no reload waits.
+var ErrNothingToConfirm = errors.New("no reload is waiting for confirmation")
+
+// ReloadConfirm is Reload with a safety net, like iptables-apply: with
+// confirm > 0 the new rules are applied and rolled back to the running
+// configuration unless Confirm is called within confirm. It is for
+// changes whose effect on the administrator's own access the lockout
+// guard cannot foresee (NAT, a non-standard SSH path).
+func (d *Daemon) ReloadConfirm(ctx context.Context, g Guard, confirm time.Duration) error {
 	rec := store.AuditRecord{Action: "reload", Actor: "cli"}
-	err := d.reload(ctx, g)
-	if err != nil {
+	if confirm > 0 {
+		rec.Detail = "confirm within " + confirm.String()
+		d.mu.Lock()
+		busy := d.pending != nil
+		d.mu.Unlock()
+		if busy {
+			err := fmt.Errorf("%w: a reload is already waiting for `dialgate confirm`", store.ErrExists)
+			d.refused(rec, err)
+			return err
+		}
+	}
+	old := d.config()
+	if err := d.reload(ctx, g); err != nil {
 		d.refused(rec, err)
 		return err
+	}
+	if confirm > 0 {
+		d.mu.Lock()
+		d.pending = &pendingReload{old: old, deadline: d.now().Add(confirm)}
+		d.pending.timer = time.AfterFunc(confirm, d.rollback)
+		d.mu.Unlock()
 	}
 	rec.Result = "ok"
 	d.audit(rec)
 	return nil
+}
+
+// pendingReload is a reload applied but not yet confirmed.
+type pendingReload struct {
+	old      Config
+	deadline time.Time
+	timer    *time.Timer
+}
+
+// Confirm keeps a reload made with a confirmation deadline.
+func (d *Daemon) Confirm() error {
+	d.mu.Lock()
+	p := d.pending
+	if p != nil {
+		p.timer.Stop()
+		d.pending = nil
+	}
+	d.mu.Unlock()
+	if p == nil {
+		return ErrNothingToConfirm
+	}
+	d.audit(store.AuditRecord{Action: "reload.confirm", Actor: "cli", Result: "ok"})
+	d.log.Info("reload confirmed")
+	return nil
+}
+
+// rollback puts the configuration that ran before an unconfirmed reload
+// back, rules and all.
+func (d *Daemon) rollback() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.pending
+	if p == nil {
+		return // confirmed meanwhile
+	}
+	d.pending = nil
+	old := p.old
+	d.cfg.Store(&old)
+	err := d.applyStored(context.Background(), true)
+	rec := store.AuditRecord{Action: "reload.rollback", Actor: "daemon", Result: "ok",
+		Detail: "not confirmed in time; the previous configuration is back (the config file still holds the new one)"}
+	if err != nil {
+		rec.Result, rec.Detail = "error", err.Error()
+		d.log.Error("rollback of unconfirmed reload failed", "err", err)
+	} else {
+		d.log.Warn("reload not confirmed in time: rolled back; the config file still holds the rejected change")
+	}
+	d.audit(rec)
 }
 
 func (d *Daemon) reload(ctx context.Context, g Guard) error {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -84,6 +85,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case err := <-errc:
 		runErr = err
 	}
+	// Stopping with a reload unconfirmed is not a confirmation.
+	d.rollback()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if door != nil {
@@ -237,7 +240,14 @@ func (d *Daemon) Handler() http.Handler {
 		return d.DeleteEntry(r.Context(), r.PathValue("entry"), guardOf(r))
 	}))
 	mux.HandleFunc("POST /v1/reload", d.handle(func(r *http.Request) (any, error) {
-		return struct{}{}, d.Reload(r.Context(), guardOf(r))
+		confirm, err := time.ParseDuration(cmp.Or(r.URL.Query().Get("confirm"), "0s"))
+		if err != nil || confirm < 0 || confirm > time.Hour {
+			return nil, fmt.Errorf("%w: confirm %q: a duration up to 1h", auth.ErrInvalid, r.URL.Query().Get("confirm"))
+		}
+		return struct{}{}, d.ReloadConfirm(r.Context(), guardOf(r), confirm)
+	}))
+	mux.HandleFunc("POST /v1/confirm", d.handle(func(r *http.Request) (any, error) {
+		return struct{}{}, d.Confirm()
 	}))
 	return d.authorize(mux)
 }
@@ -308,6 +318,8 @@ func classify(err error) (int, string) {
 		return http.StatusConflict, "exists"
 	case errors.Is(err, firewall.ErrLockout):
 		return http.StatusConflict, "lockout"
+	case errors.Is(err, ErrNothingToConfirm):
+		return http.StatusConflict, "nothing_to_confirm"
 	case errors.Is(err, ErrNotGrantable):
 		return http.StatusBadRequest, "invalid"
 	}

@@ -173,25 +173,51 @@ func newDenyCmd(g *globals) *cobra.Command {
 
 func newReloadCmd(g *globals) *cobra.Command {
 	var force bool
+	var confirm time.Duration
 	cmd := &cobra.Command{
-		Use:     "reload",
-		Short:   "Re-read the config, re-resolve FQDNs and rebuild the firewall from the database",
-		Example: "  dialgate reload",
-		Args:    exactArgs(0),
+		Use:   "reload",
+		Short: "Re-read the config, rebuild the firewall from the database, re-resolve FQDNs",
+		Example: `  dialgate reload
+  dialgate reload --confirm 60s && dialgate confirm   # rolls back unless confirmed in time`,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := g.client(force)
 			if err != nil {
 				return err
 			}
-			if err := c.Reload(cmd.Context()); err != nil {
+			if err := c.Reload(cmd.Context(), confirm); err != nil {
 				return err
 			}
 			cmd.Println("firewall rebuilt from the database")
+			if confirm > 0 {
+				cmd.Printf("check that you can still open NEW connections (a second SSH session), then run `dialgate confirm` within %s, or the previous rules come back\n", confirm)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "even if the new config cuts off your own SSH session")
+	cmd.Flags().DurationVar(&confirm, "confirm", 0, "roll back unless `dialgate confirm` follows within this time")
 	return cmd
+}
+
+func newConfirmCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "confirm",
+		Short:   "Keep the rules of a `reload --confirm`",
+		Example: "  dialgate confirm",
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client(false)
+			if err != nil {
+				return err
+			}
+			if err := c.Confirm(cmd.Context()); err != nil {
+				return err
+			}
+			cmd.Println("confirmed: the new rules stay")
+			return nil
+		},
+	}
 }
 
 func newStatusCmd(g *globals) *cobra.Command {

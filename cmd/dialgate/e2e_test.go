@@ -459,3 +459,36 @@ func TestSIPDomainCLI(t *testing.T) {
 	e.lab.Check(t, probe, reg("xq356jq.example.org", false))
 	e.fails(exitError, "not found", "sip-domain", "del", "xq356jq.example.org")
 }
+
+// TestReloadConfirm: a reload with --confirm that nobody confirms is
+// rolled back, with an audit record; a confirmed one stays.
+func TestReloadConfirm(t *testing.T) {
+	e := newE2E(t)
+	e.lab.Echo(t, "tcp", 22, 2222)
+	e.ok("init")
+	e.startServe()
+	e.ok("account", "add", "ops", "--perms", "8")
+	e.ok("allow", "ip", "ops", fwtest.ClientV4.String())
+	ssh2222 := func(want bool) fwtest.Probe {
+		return fwtest.Probe{Proto: "tcp", Src: fwtest.ClientV4, Dst: fwtest.ServerV4, Port: 2222, Want: want}
+	}
+	e.lab.Check(t, probe, ssh(true), ssh2222(false))
+	// Move SSH to 2222: port 22 closes for ops.
+	e.appendConfig("[firewall.ports]\nssh = [\"tcp/2222\"]\n")
+	e.fails(exitError, "no reload is waiting", "confirm")
+	out := e.ok("reload", "--confirm", "2s")
+	if !strings.Contains(out, "dialgate confirm") {
+		t.Errorf("reload --confirm should explain what to do:\n%s", out)
+	}
+	e.lab.Check(t, probe, ssh(false), ssh2222(true))
+	e.fails(exitError, "already waiting", "reload", "--confirm", "2s")
+	time.Sleep(3 * time.Second)
+	e.lab.Check(t, probe, ssh(true), ssh2222(false))
+	if a := e.ok("audit"); !strings.Contains(a, "reload.rollback") {
+		t.Errorf("no rollback audit record:\n%s", a)
+	}
+	e.ok("reload", "--confirm", "2s")
+	e.ok("confirm")
+	time.Sleep(3 * time.Second)
+	e.lab.Check(t, probe, ssh(false), ssh2222(true))
+}
