@@ -142,3 +142,9 @@ type FQDNInfo struct {
 type RefreshRequest struct {
 	Names []string `json:"names,omitempty"`
 }
+
+// ProvidersRequest names providers to enable or disable.
+type ProvidersRequest struct {
+	Names []string `json:"names,omitempty"`
+	All   bool     `json:"all,omitempty"`
+}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -213,4 +214,23 @@ func (c *Client) AddSIPDomain(ctx context.Context, domain string) (ds []string, 
 // DeleteSIPDomain removes a secret SIP domain and returns the new list.
 func (c *Client) DeleteSIPDomain(ctx context.Context, domain string) (ds []string, err error) {
 	return ds, c.do(ctx, http.MethodDelete, "/v1/sip-domains/"+url.PathEscape(domain), nil, &ds)
+}
+
+// Providers lists the trusted-provider catalogue and custom providers.
+func (c *Client) Providers(ctx context.Context) (ps []ProviderInfo, err error) {
+	return ps, c.do(ctx, http.MethodGet, "/v1/providers", nil, &ps)
+}
+
+// SetProviders enables (or disables) providers by name, or all of them.
+func (c *Client) SetProviders(ctx context.Context, enable bool, names []string, all bool) (ps []ProviderInfo, err error) {
+	op := "disable"
+	if enable {
+		op = "enable"
+	}
+	return ps, c.do(ctx, http.MethodPost, "/v1/providers/"+op, ProvidersRequest{Names: names, All: all}, &ps)
+}
+
+// AddProvider records a custom provider.
+func (c *Client) AddProvider(ctx context.Context, p auth.Provider) (pi ProviderInfo, err error) {
+	return pi, c.do(ctx, http.MethodPost, "/v1/providers", p, &pi)
 }

@@ -365,31 +365,10 @@ func (d *Daemon) DeleteEntry(ctx context.Context, idOrValue string, g Guard) (De
 		if len(victims) == 0 {
 			return nil, fmt.Errorf("entry %q: %w (give an entry ID such as e12 or a whitelisted value; see dialgate status)", idOrValue, store.ErrNotFound)
 		}
-		var touched []netip.Prefix
 		for _, e := range victims {
-			ps, err := entryPrefixes(tx, e)
-			if err != nil {
-				return nil, err
-			}
-			touched = append(touched, ps...)
-			if _, err := tx.DeleteEntry(e.ID); err != nil {
-				return nil, err
-			}
-			if e.Kind == store.KindFQDN {
-				if still, _ := tx.EntriesByValue(e.Value); len(still) == 0 {
-					if err := tx.DeleteFQDN(e.Value); err != nil && !errors.Is(err, store.ErrNotFound) {
-						return nil, err
-					}
-				}
-			}
 			res.Entries = append(res.Entries, entryInfo(e, store.Account{}, store.FQDNRecord{}))
-			r := rec
-			r.Account, r.Subject, r.Result, r.Detail = e.Account, e.Value, "ok", e.ID
-			if err := tx.Audit(r); err != nil {
-				return nil, err
-			}
 		}
-		return touched, nil
+		return removeEntries(tx, victims, rec)
 	})
 	if err != nil {
 		d.refused(rec, err)
@@ -399,6 +378,40 @@ func (d *Daemon) DeleteEntry(ctx context.Context, idOrValue string, g Guard) (De
 		d.log.Info("entry deleted", "id", e.ID, "account", e.Account, "value", e.Value)
 	}
 	return res, nil
+}
+
+// removeEntries deletes entries, drops the FQDN cache records no entry
+// uses any more, audits each removal, and returns the prefixes whose set
+// membership may change.
+func removeEntries(tx store.Tx, victims []store.Entry, rec store.AuditRecord) ([]netip.Prefix, error) {
+	var touched []netip.Prefix
+	for _, e := range victims {
+		ps, err := entryPrefixes(tx, e)
+		if err != nil {
+			return nil, err
+		}
+		touched = append(touched, ps...)
+		if _, err := tx.DeleteEntry(e.ID); err != nil {
+			return nil, err
+		}
+		if e.Kind == store.KindFQDN {
+			still, err := tx.EntriesByValue(e.Value)
+			if err != nil {
+				return nil, err
+			}
+			if len(still) == 0 {
+				if err := tx.DeleteFQDN(e.Value); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return nil, err
+				}
+			}
+		}
+		r := rec
+		r.Account, r.Subject, r.Result, r.Detail = e.Account, e.Value, "ok", e.ID
+		if err := tx.Audit(r); err != nil {
+			return nil, err
+		}
+	}
+	return touched, nil
 }
 
 // Reload re-reads the configuration file (when there is one),

@@ -225,6 +225,27 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/sip-domains/{domain}", d.handle(func(r *http.Request) (any, error) {
 		return d.DeleteSIPDomain(r.Context(), r.PathValue("domain"))
 	}))
+	mux.HandleFunc("GET /v1/providers", d.handle(func(r *http.Request) (any, error) { return d.Providers() }))
+	mux.HandleFunc("POST /v1/providers", d.handle(func(r *http.Request) (any, error) {
+		var p auth.Provider
+		if err := decode(r, &p); err != nil {
+			return nil, err
+		}
+		return d.AddProvider(r.Context(), p)
+	}))
+	mux.HandleFunc("POST /v1/providers/{op}", d.handle(func(r *http.Request) (any, error) {
+		var req ProvidersRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		switch r.PathValue("op") {
+		case "enable":
+			return d.EnableProviders(r.Context(), req.Names, req.All)
+		case "disable":
+			return d.DisableProviders(r.Context(), req.Names, req.All)
+		}
+		return nil, fmt.Errorf("%w: unknown operation %q", store.ErrNotFound, r.PathValue("op"))
+	}))
 	mux.HandleFunc("GET /v1/grants", d.handle(func(r *http.Request) (any, error) { return d.Grants() }))
 	mux.HandleFunc("DELETE /v1/grants/{grant}", d.handle(func(r *http.Request) (any, error) {
 		return d.RevokeGrants(r.Context(), r.PathValue("grant"), guardOf(r))

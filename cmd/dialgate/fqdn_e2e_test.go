@@ -168,3 +168,39 @@ func TestRefresherDeadNamesCostOneTimeout(t *testing.T) {
 		t.Fatalf("refresh took %v: dead names are not resolved concurrently", took)
 	}
 }
+
+// TestProviders: catalogue and custom providers become service-limited
+// entries resolved by the refresher; disabling takes them out.
+func TestProviders(t *testing.T) {
+	e, ns := fqdnSetup(t, "timeout = \"500ms\"\n")
+	e.lab.Echo(t, "udp", 5060)
+	sipFrom := func(a netip.Addr, want bool) fwtest.Probe {
+		dst := fwtest.ServerV4
+		if a.Is6() {
+			dst = fwtest.ServerV6
+		}
+		return fwtest.Probe{Proto: "udp", Src: a, Dst: dst, Port: 5060, Want: want}
+	}
+	ns.Set("sip.telnyx.com", fwtest.ClientV6)
+	ns.Set("sip.acme.example", fwtest.ClientV4)
+	if l := e.ok("providers", "list"); !strings.Contains(l, "telnyx") || strings.Contains(l, "true") {
+		t.Fatalf("catalogue:\n%s", l)
+	}
+	before := e.kernel()
+	e.fails(exitError, `provider "nosuch"`, "providers", "enable", "telnyx", "nosuch")
+	if e.kernel() != before {
+		t.Fatal("a refused enable changed the kernel")
+	}
+	e.fails(exitUsage, "--all", "providers", "enable")
+	e.fails(exitError, "service 8", "providers", "add", "evil", "--fqdn", "x.example", "--services", "8")
+	e.ok("providers", "add", "acme", "--fqdn", "sip.acme.example", "--cidr", fwtest.OtherV4.String(), "--services", "1")
+	e.ok("providers", "enable", "acme", "telnyx")
+	e.lab.Check(t, probe,
+		sipFrom(fwtest.ClientV4, true), sipFrom(fwtest.OtherV4, true), sipFrom(fwtest.ClientV6, true),
+		sipFrom(fwtest.OtherV6, false), from(fwtest.ClientV4, false))
+	e.ok("providers", "disable", "acme")
+	e.lab.Check(t, probe, sipFrom(fwtest.ClientV4, false), sipFrom(fwtest.OtherV4, false), sipFrom(fwtest.ClientV6, true))
+	if l := e.ok("providers", "list"); !strings.Contains(l, "acme") {
+		t.Fatalf("custom provider gone from the list:\n%s", l)
+	}
+}
