@@ -32,8 +32,9 @@ import (
 type IPTables struct {
 	mu  sync.Mutex
 	ipt map[Family]*iptables.IPTables
-	nl  *netlink.Handle
-	log *slog.Logger
+	nl    *netlink.Handle
+	batch *ipsetBatch
+	log   *slog.Logger
 }
 
 var _ Backend = (*IPTables)(nil)
@@ -71,6 +72,10 @@ func NewIPTables(log *slog.Logger) (*IPTables, error) {
 		h.Close()
 		return nil, fmt.Errorf("firewall: kernel ipset support unavailable (module ip_set not loaded?): %w", err)
 	}
+	if b.batch, err = newIpsetBatch(); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("firewall: %w", err)
+	}
 	return b, nil
 }
 
@@ -78,6 +83,7 @@ func NewIPTables(log *slog.Logger) (*IPTables, error) {
 // remain protected after dialgate exits.
 func (b *IPTables) Close() error {
 	b.nl.Close()
+	b.batch.close()
 	return nil
 }
 
@@ -275,17 +281,19 @@ func (b *IPTables) syncSet(name string, f Family, want []Member) (added, removed
 		return len(want), len(have), b.replaceSet(name, f, want)
 	}
 	wanted := make(map[netip.Prefix]bool, len(want))
+	var missing []Member
 	for _, m := range want {
 		wanted[m.Prefix] = true
 		cur, present := have[m.Prefix]
 		if present && !timeoutDiffers(cur, m.Timeout) {
 			continue
 		}
-		if err := b.setAdd(name, m.Prefix, m.Timeout); err != nil {
-			return added, removed, err
-		}
-		added++
+		missing = append(missing, m)
 	}
+	if err := b.batch.add(name, missing); err != nil {
+		return added, removed, fmt.Errorf("firewall: %w", err)
+	}
+	added = len(missing)
 	for p := range have {
 		if wanted[p] {
 			continue
@@ -319,11 +327,9 @@ func (b *IPTables) replaceSet(name string, f Family, want []Member) error {
 	if err := b.createSet(tmp, f); err != nil {
 		return err
 	}
-	for _, m := range want {
-		if err := b.setAdd(tmp, m.Prefix, m.Timeout); err != nil {
-			b.destroySet(tmp) //nolint:errcheck // already failing; the live set is untouched
-			return err
-		}
+	if err := b.batch.add(tmp, want); err != nil {
+		b.destroySet(tmp) //nolint:errcheck // already failing; the live set is untouched
+		return fmt.Errorf("firewall: %w", err)
 	}
 	if _, _, ok, err := b.listSet(name); err != nil {
 		return err
@@ -354,54 +360,58 @@ func isNotExist(err error) bool {
 
 // --- chain ---
 
-// jumps returns the INPUT rule numbers (1-based) of jumps to our chains.
-func jumps(ipt *iptables.IPTables) (map[int]string, error) {
-	rules, err := ipt.List(table, hook)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", hook, err)
-	}
-	out := map[int]string{}
-	n := 0
-	for _, r := range rules {
-		if !strings.HasPrefix(r, "-A ") {
-			continue
-		}
-		n++
-		switch r {
-		case "-A " + hook + " -j " + Chain:
-			out[n] = Chain
-		case "-A " + hook + " -j " + chainSpare:
-			out[n] = chainSpare
-		}
-	}
-	return out, nil
+// tableState is what one `iptables -S` shows of the filter table: the
+// INPUT rule numbers (1-based) of jumps to our chains, which chains
+// exist, and the fingerprint and size of the DIALGATE chain. One process
+// per family instead of one per question keeps a no-op Apply cheap.
+type tableState struct {
+	jumps  map[int]string
+	chains map[string]bool
+	fp     string
+	rules  int
 }
 
-// chainFingerprint returns the fingerprint in the chain's first rule and
-// its number of rules, or "" when the chain is missing or foreign.
-func chainFingerprint(ipt *iptables.IPTables, chain string) (string, int, error) {
-	ok, err := ipt.ChainExists(table, chain)
-	if err != nil || !ok {
-		return "", 0, err
+func (b *IPTables) readTable(f Family) (tableState, error) {
+	bin := "iptables"
+	if f == V6 {
+		bin = "ip6tables"
 	}
-	rules, err := ipt.List(table, chain)
+	out, err := exec.Command(bin, "-w", "-t", table, "-S").Output()
 	if err != nil {
-		return "", 0, err
-	}
-	n, fp := 0, ""
-	for _, r := range rules {
-		if !strings.HasPrefix(r, "-A ") {
-			continue
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
 		}
-		n++
-		if n == 1 {
-			if i := strings.Index(r, commentPrefix); i >= 0 {
-				fp = strings.Fields(strings.Trim(r[i+len(commentPrefix):], `"`))[0]
-				fp = strings.Trim(fp, `"`)
+		return tableState{}, fmt.Errorf("%s -S: %w", bin, err)
+	}
+	return parseTable(string(out)), nil
+}
+
+func parseTable(out string) tableState {
+	ts := tableState{jumps: map[int]string{}, chains: map[string]bool{}}
+	n := 0
+	for _, r := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(r, "-N "):
+			ts.chains[strings.TrimPrefix(r, "-N ")] = true
+		case strings.HasPrefix(r, "-A "+hook+" "):
+			n++
+			switch r {
+			case "-A " + hook + " -j " + Chain:
+				ts.jumps[n] = Chain
+			case "-A " + hook + " -j " + chainSpare:
+				ts.jumps[n] = chainSpare
+			}
+		case strings.HasPrefix(r, "-A "+Chain+" "):
+			ts.rules++
+			if ts.rules == 1 {
+				if i := strings.Index(r, commentPrefix); i >= 0 {
+					ts.fp = strings.Trim(strings.Fields(r[i+len(commentPrefix):])[0], `"`)
+				}
 			}
 		}
 	}
-	return fp, n, nil
+	return ts
 }
 
 // syncChain makes family f's chain equal want, jumped to first from
@@ -409,19 +419,14 @@ func chainFingerprint(ipt *iptables.IPTables, chain string) (string, int, error)
 // is left alone and only the jump position is repaired.
 func (b *IPTables) syncChain(f Family, want [][]string, force bool) (rebuilt bool, err error) {
 	ipt := b.ipt[f]
-	js, err := jumps(ipt)
+	ts, err := b.readTable(f)
 	if err != nil {
 		return false, fmt.Errorf("firewall: %s: %w", f, err)
 	}
+	js := ts.jumps
 	live := js[1]
-	if !force && live == Chain {
-		fp, n, err := chainFingerprint(ipt, Chain)
-		if err != nil {
-			return false, fmt.Errorf("firewall: %s: %w", f, err)
-		}
-		if fp == fingerprint0(want) && n == len(want) {
-			return false, b.fixJumps(ipt, Chain, js)
-		}
+	if !force && live == Chain && ts.fp == fingerprint0(want) && ts.rules == len(want) {
+		return false, b.fixJumps(f, Chain, js)
 	}
 	if live == "" {
 		// No jump in first place: the chain it points to (if any) may be
@@ -435,7 +440,7 @@ func (b *IPTables) syncChain(f Family, want [][]string, force bool) (rebuilt boo
 	if live == Chain {
 		target, other = chainSpare, Chain
 	}
-	if err := b.swapChain(f, target, other, want, js); err != nil {
+	if err := b.swapChain(f, target, other, ts.chains[other], want, js); err != nil {
 		return false, fmt.Errorf("firewall: %s: %w", f, err)
 	}
 	if target == chainSpare {
@@ -450,7 +455,7 @@ func (b *IPTables) syncChain(f Family, want [][]string, force bool) (rebuilt boo
 // and the old chain, all in one iptables-restore transaction: the kernel
 // switches from the old rules to the new in one step, and if anything in
 // the batch fails nothing changes.
-func (b *IPTables) swapChain(f Family, target, other string, rules [][]string, js map[int]string) error {
+func (b *IPTables) swapChain(f Family, target, other string, otherExists bool, rules [][]string, js map[int]string) error {
 	var sb strings.Builder
 	sb.WriteString("*filter\n:" + target + " - [0:0]\n")
 	for _, r := range rules {
@@ -464,7 +469,7 @@ func (b *IPTables) swapChain(f Family, target, other string, rules [][]string, j
 	for _, n := range nums {
 		fmt.Fprintf(&sb, "-D %s %d\n", hook, n+1)
 	}
-	if ok, _ := b.ipt[f].ChainExists(table, other); ok {
+	if otherExists {
 		sb.WriteString("-F " + other + "\n-X " + other + "\n")
 	}
 	sb.WriteString("COMMIT\n")
@@ -501,15 +506,17 @@ func fingerprint0(rules [][]string) string {
 }
 
 // fixJumps leaves exactly one jump, to keep, in first position.
-func (b *IPTables) fixJumps(ipt *iptables.IPTables, keep string, js map[int]string) error {
+func (b *IPTables) fixJumps(f Family, keep string, js map[int]string) error {
+	ipt := b.ipt[f]
 	if js[1] != keep {
 		if err := ipt.Insert(table, hook, 1, "-j", keep); err != nil {
 			return fmt.Errorf("firewall: jump to %s: %w", keep, err)
 		}
-		var err error
-		if js, err = jumps(ipt); err != nil {
+		ts, err := b.readTable(f)
+		if err != nil {
 			return fmt.Errorf("firewall: %w", err)
 		}
+		js = ts.jumps
 	}
 	// Delete from the bottom so the numbers above stay valid.
 	nums := slices.Sorted(maps.Keys(js))
@@ -533,18 +540,13 @@ func (b *IPTables) Status(ctx context.Context) (Status, error) {
 	defer b.mu.Unlock()
 	var st Status
 	for _, f := range families {
-		ipt := b.ipt[f]
 		fs := FamilyStatus{Family: f.String()}
-		js, err := jumps(ipt)
+		ts, err := b.readTable(f)
 		if err != nil {
 			return st, fmt.Errorf("firewall: %s: %w", f, err)
 		}
-		fs.JumpFirst = js[1] == Chain
-		fp, n, err := chainFingerprint(ipt, Chain)
-		if err != nil {
-			return st, fmt.Errorf("firewall: %s: %w", f, err)
-		}
-		fs.ChainLoaded, fs.Rules, fs.Fingerprint = n > 0, n, fp
+		fs.JumpFirst = ts.jumps[1] == Chain
+		fs.ChainLoaded, fs.Rules, fs.Fingerprint = ts.chains[Chain], ts.rules, ts.fp
 		st.Families = append(st.Families, fs)
 	}
 	for code := 0; code < NumCodes; code++ {

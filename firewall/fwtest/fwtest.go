@@ -265,8 +265,8 @@ func (l *Lab) ReachWith(proto string, src, dst netip.Addr, port uint16, timeout 
 				return err
 			}
 			defer c.Close()
-			deadline, _ := ctx.Deadline()
-			c.SetDeadline(deadline)
+			// Only reads get deadlines: a UDP write does not block, and a
+			// write deadline that passed would read as a drop.
 			msg := payload
 			if msg == nil {
 				msg = []byte("dialgate-probe")
