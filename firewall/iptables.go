@@ -30,8 +30,8 @@ import (
 // calling thread; callers that switch namespaces must do both from the
 // same locked OS thread.
 type IPTables struct {
-	mu  sync.Mutex
-	ipt map[Family]*iptables.IPTables
+	mu    sync.Mutex
+	ipt   map[Family]*iptables.IPTables
 	nl    *netlink.Handle
 	batch *ipsetBatch
 	log   *slog.Logger
