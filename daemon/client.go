@@ -234,3 +234,8 @@ func (c *Client) SetProviders(ctx context.Context, enable bool, names []string, 
 func (c *Client) AddProvider(ctx context.Context, p auth.Provider) (pi ProviderInfo, err error) {
 	return pi, c.do(ctx, http.MethodPost, "/v1/providers", p, &pi)
 }
+
+// Import adds accounts and entries in one transaction.
+func (c *Client) Import(ctx context.Context, req ImportRequest) (res ImportResult, err error) {
+	return res, c.do(ctx, http.MethodPost, "/v1/import", req, &res)
+}

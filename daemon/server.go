@@ -246,6 +246,13 @@ func (d *Daemon) Handler() http.Handler {
 		}
 		return nil, fmt.Errorf("%w: unknown operation %q", store.ErrNotFound, r.PathValue("op"))
 	}))
+	mux.HandleFunc("POST /v1/import", d.handle(func(r *http.Request) (any, error) {
+		var req ImportRequest
+		if err := decodeLimit(r, &req, 16<<20); err != nil {
+			return nil, err
+		}
+		return d.Import(r.Context(), req)
+	}))
 	mux.HandleFunc("GET /v1/grants", d.handle(func(r *http.Request) (any, error) { return d.Grants() }))
 	mux.HandleFunc("DELETE /v1/grants/{grant}", d.handle(func(r *http.Request) (any, error) {
 		return d.RevokeGrants(r.Context(), r.PathValue("grant"), guardOf(r))
@@ -302,8 +309,10 @@ func guardOf(r *http.Request) Guard {
 
 const maxBody = 64 << 10
 
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+func decode(r *http.Request, v any) error { return decodeLimit(r, v, maxBody) }
+
+func decodeLimit(r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: request body: %v", auth.ErrInvalid, err)

@@ -492,3 +492,58 @@ func TestReloadConfirm(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	e.lab.Check(t, probe, ssh(false), ssh2222(true))
 }
+
+// TestImportTM3: a Travelin' Man 3 firewall file and account files are
+// imported in one go; the mapped addresses get exactly their services.
+func TestImportTM3(t *testing.T) {
+	e := newE2E(t)
+	e.lab.Echo(t, "tcp", 22, 443)
+	e.lab.Echo(t, "udp", 5060)
+	dir := t.TempDir()
+	conf := `*filter
+:INPUT ACCEPT [0:0]
+-A INPUT -i lo -j ACCEPT
+-A INPUT -s ` + fwtest.OtherV4.String() + ` -j ACCEPT
+# End of Trusted Provider Section
+# // New entry for road.iptables
+-A INPUT -p udp -m udp -s ` + fwtest.ClientV4.String() + ` --dport 5060:5069 -j ACCEPT
+-A INPUT -p tcp -m multiport -s ` + fwtest.ClientV4.String() + ` --dports 80,9080 -j ACCEPT
+# // End entry for road.iptables
+-A INPUT -p tcp -m tcp -s 203.0.113.99 --dport 5038 -j ACCEPT
+-A INPUT -j REJECT --reject-with icmp-host-prohibited
+COMMIT
+`
+	fw := filepath.Join(dir, "iptables")
+	if err := os.WriteFile(fw, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	acct := filepath.Join(dir, "road.iptables")
+	if err := os.WriteFile(acct, []byte(fwtest.ClientV4.String()+" "+fwtest.ClientV4.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("init")
+	e.startServe()
+	dry := e.ok("import", "tm3", "--dry-run", fw, acct)
+	for _, want := range []string{"account road perms 1,4", "no dialgate service covers tcp/5038", "dry run"} {
+		if !strings.Contains(dry, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, dry)
+		}
+	}
+	if strings.Contains(e.ok("account", "list"), "road") {
+		t.Fatal("dry run imported")
+	}
+	e.fails(exitError, "no such file", "import", "tm3", filepath.Join(dir, "missing"))
+	out := e.ok("import", "tm3", fw, acct)
+	if !strings.Contains(out, "imported: 2 accounts created") {
+		t.Fatalf("import:\n%s", out)
+	}
+	e.lab.Check(t, probe,
+		fwtest.Probe{Proto: "udp", Src: fwtest.ClientV4, Dst: fwtest.ServerV4, Port: 5060, Want: true},
+		fwtest.Probe{Proto: "tcp", Src: fwtest.ClientV4, Dst: fwtest.ServerV4, Port: 443, Want: true},
+		ssh(false),
+		fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: true},
+	)
+	if again := e.ok("import", "tm3", fw, acct); !strings.Contains(again, "already present") || !strings.Contains(again, "0 entries added") {
+		t.Errorf("second import should add nothing:\n%s", again)
+	}
+}

@@ -1,0 +1,134 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/store"
+)
+
+// ImportRequest carries accounts and entries from another firewall tool
+// (the CLI parses the files; the daemon validates everything again, as
+// for any API input, and applies it in one transaction).
+type ImportRequest struct {
+	Source   string          `json:"source"` // "tm3", for the audit log
+	Accounts []ImportAccount `json:"accounts"`
+}
+
+// ImportAccount is one account to create (or extend).
+type ImportAccount struct {
+	Name    string        `json:"name"`
+	Perms   []int         `json:"perms"`
+	Comment string        `json:"comment,omitempty"`
+	Entries []ImportEntry `json:"entries"`
+}
+
+// ImportEntry is one entry; nil Perms inherits the account's.
+type ImportEntry struct {
+	Kind    store.EntryKind `json:"kind"`
+	Value   string          `json:"value"`
+	Perms   []int           `json:"perms,omitempty"`
+	Comment string          `json:"comment,omitempty"`
+}
+
+// ImportResult says what the import did.
+type ImportResult struct {
+	Created []string    `json:"created"` // accounts
+	Kept    []string    `json:"kept"`    // accounts that existed
+	Added   []EntryInfo `json:"added"`
+	Already []string    `json:"already"` // entries that existed
+}
+
+func permsOf(codes []int) (store.PermSet, error) {
+	var p store.PermSet
+	for _, c := range codes {
+		if c < 0 || c > 9 {
+			return 0, fmt.Errorf("%w: permission code %d", auth.ErrInvalid, c)
+		}
+		p |= store.NewPermSet(c)
+	}
+	return p, nil
+}
+
+// Import adds accounts and entries all at once: any invalid value refuses
+// the whole import, naming it, and nothing changes.
+func (d *Daemon) Import(ctx context.Context, req ImportRequest) (ImportResult, error) {
+	rec := store.AuditRecord{Action: "import", Actor: "cli", Subject: req.Source}
+	var res ImportResult
+	var fqdns []string
+	err := d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
+		var touched []netip.Prefix
+		for _, ia := range req.Accounts {
+			if err := auth.ValidateAccountName(ia.Name); err != nil {
+				return nil, err
+			}
+			if err := auth.ValidateComment(ia.Comment); err != nil {
+				return nil, fmt.Errorf("account %q: %w", ia.Name, err)
+			}
+			perms, err := permsOf(ia.Perms)
+			if err != nil {
+				return nil, fmt.Errorf("account %q: %w", ia.Name, err)
+			}
+			acct, err := tx.Account(ia.Name)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				acct = store.Account{Name: ia.Name, Perms: perms, Comment: ia.Comment, Enabled: true, Created: d.now()}
+				if err := tx.CreateAccount(acct); err != nil {
+					return nil, err
+				}
+				res.Created = append(res.Created, ia.Name)
+			case err != nil:
+				return nil, err
+			default:
+				res.Kept = append(res.Kept, ia.Name)
+			}
+			for _, ie := range ia.Entries {
+				value, err := auth.ParseEntry(ie.Kind, ie.Value, false)
+				if err != nil {
+					return nil, fmt.Errorf("account %q: %w", ia.Name, err)
+				}
+				if err := auth.ValidateComment(ie.Comment); err != nil {
+					return nil, fmt.Errorf("account %q: %s: %w", ia.Name, value, err)
+				}
+				ep, err := permsOf(ie.Perms)
+				if err != nil {
+					return nil, fmt.Errorf("account %q: %s: %w", ia.Name, value, err)
+				}
+				e, err := tx.AddEntry(store.Entry{Account: ia.Name, Kind: ie.Kind, Value: value, Perms: ep,
+					Comment: ie.Comment, Created: d.now()})
+				if errors.Is(err, store.ErrExists) {
+					res.Already = append(res.Already, ia.Name+" "+value)
+					continue
+				}
+				if err != nil {
+					return nil, err
+				}
+				res.Added = append(res.Added, entryInfo(e, acct, store.FQDNRecord{}))
+				if e.Kind == store.KindFQDN {
+					fqdns = append(fqdns, value)
+					continue
+				}
+				if p, err := parsePrefix(value); err == nil {
+					touched = append(touched, p)
+				}
+			}
+		}
+		rec.Result = "ok"
+		rec.Detail = fmt.Sprintf("%d accounts created, %d entries added, %d already present", len(res.Created), len(res.Added), len(res.Already))
+		return touched, tx.Audit(rec)
+	})
+	if err != nil {
+		d.refused(rec, err)
+		return ImportResult{}, err
+	}
+	d.log.Info("imported", "source", req.Source, "detail", rec.Detail)
+	if len(fqdns) > 0 {
+		if _, err := d.RefreshFQDNs(ctx, fqdns, false); err != nil {
+			d.log.Warn("imported names did not all resolve", "err", err)
+		}
+	}
+	return res, nil
+}
