@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/firewall/fwtest"
 )
 
@@ -299,4 +300,48 @@ func knockOnce(lab *fwtest.Lab, src netip.Addr) (time.Duration, error) {
 		return 0, perr
 	}
 	return got.Sub(t0), nil
+}
+
+// BenchmarkFQDNRefresh refreshes 1 000 names, 5% of which never answer,
+// through a real name server: once with the default worker pool and once
+// with a single worker (serial resolution), in one run, each within a
+// 500 ms per-name timeout.
+func BenchmarkFQDNRefresh(b *testing.B) {
+	const names = 1000
+	run := func(workers int) time.Duration {
+		e, ns := fqdnSetup(b, fmt.Sprintf("timeout = \"500ms\"\ninterval = \"1h\"\nworkers = %d\n", workers))
+		defer e.stop()
+		for i := 0; i < names; i++ {
+			ns.Set(fmt.Sprintf("n%d.dyn.example", i), netip.AddrFrom4([4]byte{198, 51, byte(i / 250), byte(i%250 + 1)}))
+		}
+		cfg, err := daemon.LoadConfig(e.cfg, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := daemon.NewClient(cfg.Socket)
+		req := daemon.ImportRequest{Source: "bench", Accounts: []daemon.ImportAccount{{Name: "many", Perms: []int{1}}}}
+		for i := 0; i < names; i++ {
+			req.Accounts[0].Entries = append(req.Accounts[0].Entries, daemon.ImportEntry{Kind: "fqdn", Value: fmt.Sprintf("n%d.dyn.example", i)})
+		}
+		if _, err := c.Import(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < names; i += 20 {
+			ns.Kill(fmt.Sprintf("n%d.dyn.example", i))
+		}
+		var total time.Duration
+		for i := 0; i < b.N; i++ {
+			start := time.Now()
+			if _, err := c.RefreshFQDNs(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			total += time.Since(start)
+		}
+		return total / time.Duration(b.N)
+	}
+	concurrent := run(64)
+	serial := run(1)
+	b.ReportMetric(float64(concurrent.Milliseconds()), "concurrent-ms")
+	b.ReportMetric(float64(serial.Milliseconds()), "serial-ms")
+	b.ReportMetric(float64(serial)/float64(concurrent), "serial/concurrent")
 }

@@ -15,7 +15,7 @@ import (
 
 // fqdnSetup runs a real name server in the client namespace and a daemon
 // whose resolver asks it, with a fast refresher.
-func fqdnSetup(t *testing.T, conf string) (*e2e, *fwtest.DNS) {
+func fqdnSetup(t testing.TB, conf string) (*e2e, *fwtest.DNS) {
 	t.Helper()
 	e := newE2E(t)
 	e.lab.Echo(t, "tcp", 22)
