@@ -177,6 +177,9 @@ func connectRate(b *testing.B, lab *fwtest.Lab, src netip.Addr, d time.Duration)
 						b.Error(err)
 						return nil
 					}
+					// RST rather than FIN: no TIME_WAIT, so the client's ports
+					// last the whole run.
+					c.(*net.TCPConn).SetLinger(0)
 					c.Close()
 					n.Add(1)
 				}
