@@ -239,3 +239,8 @@ func (c *Client) AddProvider(ctx context.Context, p auth.Provider) (pi ProviderI
 func (c *Client) Import(ctx context.Context, req ImportRequest) (res ImportResult, err error) {
 	return res, c.do(ctx, http.MethodPost, "/v1/import", req, &res)
 }
+
+// ReloadDialplan asks the daemon to reload Asterisk's dialplan over AMI.
+func (c *Client) ReloadDialplan(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/dialplan/reload", nil, nil)
+}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"net"
 	"bytes"
 	"errors"
 	"fmt"
@@ -35,6 +36,25 @@ type Config struct {
 	FQDN     FQDNConfig     `toml:"fqdn"`
 	AGI      AGIConfig      `toml:"agi"`
 	Door     DoorConfig     `toml:"door"`
+	AMI      AMIConfig      `toml:"ami"`
+}
+
+// AMIConfig is the [ami] table: the Asterisk Manager Interface login
+// used to find where an account's extension is registered from and to
+// reload the dialplan. The file holds the secret: it is created 0600.
+type AMIConfig struct {
+	Enabled  bool   `toml:"enabled"`
+	Addr     string `toml:"addr"`
+	Username string `toml:"username"`
+	Secret   string `toml:"secret"`
+	// MD5 logs in with a challenge, so the secret never crosses the wire.
+	MD5 bool `toml:"md5"`
+	// LookupTimeout bounds a registered-contact lookup during a call; past
+	// it the door uses the channel's own address.
+	LookupTimeout Duration `toml:"lookup_timeout"`
+	// FollowReregister moves a live grant when the extension registers
+	// again from a new address.
+	FollowReregister bool `toml:"follow_reregister"`
 }
 
 // AGIConfig is the [agi] table: the FastAGI server Asterisk calls.
@@ -143,6 +163,7 @@ func DefaultConfig() Config {
 			Allow:  []string{"127.0.0.0/8", "::1/128"},
 			allow:  []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		},
+		AMI: AMIConfig{Addr: "127.0.0.1:5038", Username: "dialgate", MD5: true, LookupTimeout: Duration{2 * time.Second}},
 		Door: DoorConfig{
 			Lifetime: Duration{8 * time.Hour}, MaxGrants: 3, Tries: 3,
 			DigitTimeout: Duration{10 * time.Second},
@@ -242,6 +263,9 @@ func parseConfig(path string, data []byte) (Config, error) {
 	if err := c.AGI.parse(); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
+	if err := c.AMI.validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
 	if err := c.Door.validate(); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -329,6 +353,18 @@ rate_per_minute = 60      # passcode attempts per minute, all callers together
 hash_memory_kib = 7168    # argon2id cost for new passcodes (OWASP: 7 MiB, 5 passes)
 hash_time = 5
 
+[ami]
+# Asterisk Manager Interface, to grant the address an account's extension
+# is registered from and to reload the dialplan. Create the manager.conf
+# user with: dialgate dialplan manager-conf
+enabled = false
+addr = "127.0.0.1:5038"
+username = "dialgate"
+secret = ""
+md5 = true                # challenge login: the secret never crosses the wire
+lookup_timeout = "2s"     # then the door uses the channel's own address
+follow_reregister = false # move a live grant when the phone registers from a new address
+
 [door.sounds]             # Asterisk sound files (core sounds)
 prompt = "agent-pass"
 ip_prompt = "please-enter-the"
@@ -410,6 +446,25 @@ func (f FQDNConfig) validate() error {
 		return fmt.Errorf("fqdn.workers: %d must be between 1 and 1024", f.Workers)
 	case f.Tick.Duration < 100*time.Millisecond:
 		return fmt.Errorf("fqdn.tick: %v must be at least 100ms", f.Tick)
+	}
+	return nil
+}
+
+func (a AMIConfig) validate() error {
+	if !a.Enabled {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(a.Addr); err != nil {
+		return fmt.Errorf("ami.addr: %q is not host:port such as 127.0.0.1:5038", a.Addr)
+	}
+	if a.Username == "" || strings.ContainsAny(a.Username, " \t\r\n:") {
+		return fmt.Errorf("ami.username: %q: a manager.conf user name", a.Username)
+	}
+	if a.Secret == "" || strings.ContainsAny(a.Secret, "\r\n") {
+		return errors.New("ami.secret: required when ami.enabled, one line (see `dialgate dialplan manager-conf`)")
+	}
+	if a.LookupTimeout.Duration <= 0 || a.LookupTimeout.Duration > 30*time.Second {
+		return fmt.Errorf("ami.lookup_timeout: %v must be between 0 and 30s", a.LookupTimeout)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dialgate/dialgate/ami"
 	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/firewall"
 	"github.com/dialgate/dialgate/store"
@@ -33,6 +34,8 @@ type Daemon struct {
 	door *door
 	// pending is a reload waiting for Confirm; guarded by mu.
 	pending *pendingReload
+	// ami is the Asterisk Manager client, nil unless [ami] is enabled.
+	ami *ami.Client
 }
 
 func (d *Daemon) config() Config { return *d.cfg.Load() }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -140,6 +141,12 @@ func (c *call) run(ctx context.Context) string {
 		c.audit("door", acct.Name, c.callerID, ResultError, err.Error())
 		c.say(ctx, c.cfg.Sounds.Failed)
 		return ResultError
+	}
+	if max := cmp.Or(acct.MaxGrants, c.cfg.MaxGrants); len(ips) > max {
+		// Several registered contacts: grant as many as the account may
+		// hold, not more (each would evict the one before).
+		c.d.log.Info("door: more contacts than max_grants; granting the first", "account", acct.Name, "contacts", len(ips), "max_grants", max)
+		ips = ips[:max]
 	}
 	var granted []store.Grant
 	for _, ip := range ips {

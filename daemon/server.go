@@ -44,6 +44,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Before the LocalAPI and the door serve: both read what it sets.
+	d.startAMI(ctx)
 	srv := &http.Server{
 		Handler:           d.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -253,6 +255,9 @@ func (d *Daemon) Handler() http.Handler {
 		}
 		return d.Import(r.Context(), req)
 	}))
+	mux.HandleFunc("POST /v1/dialplan/reload", d.handle(func(r *http.Request) (any, error) {
+		return struct{}{}, d.ReloadDialplan(r.Context())
+	}))
 	mux.HandleFunc("GET /v1/grants", d.handle(func(r *http.Request) (any, error) { return d.Grants() }))
 	mux.HandleFunc("DELETE /v1/grants/{grant}", d.handle(func(r *http.Request) (any, error) {
 		return d.RevokeGrants(r.Context(), r.PathValue("grant"), guardOf(r))
@@ -348,6 +353,8 @@ func classify(err error) (int, string) {
 		return http.StatusConflict, "exists"
 	case errors.Is(err, firewall.ErrLockout):
 		return http.StatusConflict, "lockout"
+	case errors.Is(err, ErrAMIDisabled):
+		return http.StatusConflict, "ami_disabled"
 	case errors.Is(err, ErrNothingToConfirm):
 		return http.StatusConflict, "nothing_to_confirm"
 	case errors.Is(err, ErrNotGrantable):

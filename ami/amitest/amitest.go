@@ -498,6 +498,15 @@ func (ss *session) handle(a Message) bool {
 		ss.write(reply(a, "Success") + fmt.Sprintf("Ping: Pong\r\nTimestamp: %d.%06d\r\n\r\n", now.Unix(), now.Nanosecond()/1000))
 	case name == "command":
 		ss.command(a)
+	case name == "reload":
+		// manager.c: a module that exists reloads; the answer does not
+		// wait for the reload itself.
+		switch a.Get("Module") {
+		case "", "pbx_config", "chan_sip", "res_pjsip", "manager":
+			ss.write(reply(a, "Success") + "Message: Module Reloaded.\r\n\r\n")
+		default:
+			ss.write(errorReply(a, "No such module."))
+		}
 	case name == "sippeers" && sip:
 		return ss.sipPeers(a)
 	case name == "sipshowpeer" && sip:

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -43,10 +44,13 @@ Start with "dialgate init", then "dialgate serve" (or systemctl start dialgate).
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newInitCmd(g), newServeCmd(g), newAccountCmd(g), newAllowCmd(g), newDenyCmd(g),
-		newStatusCmd(g), newReloadCmd(g), newRemoveCmd(g), newGrantsCmd(g), newTestCallCmd(g), newAuditCmd(g), newFQDNCmd(g), newSIPDomainCmd(g), newConfirmCmd(g), newProvidersCmd(g), newImportCmd(g),
+		newStatusCmd(g), newReloadCmd(g), newRemoveCmd(g), newGrantsCmd(g), newTestCallCmd(g), newAuditCmd(g), newFQDNCmd(g), newSIPDomainCmd(g), newConfirmCmd(g), newProvidersCmd(g), newImportCmd(g), newDialplanCmd(g),
 	)
 	return root
 }
+
+// now is the clock the CLI stamps backups with.
+func (g *globals) now() time.Time { return time.Now() }
 
 func (g *globals) config() (daemon.Config, error) {
 	return daemon.LoadConfig(g.configPath, g.explicit)
