@@ -1,11 +1,11 @@
 package daemon
 
 import (
-	"net"
 	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
