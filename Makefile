@@ -28,6 +28,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReadReply -fuzztime $(FUZZTIME) ./agi/
 	$(GO) test -run '^$$' -fuzz FuzzReadEnv -fuzztime $(FUZZTIME) ./agi/
 	$(GO) test -run '^$$' -fuzz FuzzParsePHC -fuzztime $(FUZZTIME) ./auth/
+	$(GO) test -run '^$$' -fuzz FuzzReadMessage -fuzztime $(FUZZTIME) ./ami/
+	$(GO) test -run '^$$' -fuzz FuzzParseIPTables -fuzztime $(FUZZTIME) ./firewall/tm3/
+	$(GO) test -run '^$$' -fuzz FuzzGenerate -fuzztime $(FUZZTIME) ./dialplan/
 
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo 'gofmt: files above need formatting'; exit 1; }

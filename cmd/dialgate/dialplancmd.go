@@ -50,15 +50,12 @@ func newDialplanCmd(g *globals) *cobra.Command {
 	var file string
 	var noReload bool
 	install := &cobra.Command{
-		Use:   "install --file FILE",
+		Use:   "install [--file FILE]",
 		Short: "Write the include between dialgate markers in FILE (idempotent, with a backup) and reload the dialplan",
 		Example: `  dialgate dialplan install --file /etc/asterisk/extensions_custom.conf
   dialgate dialplan install --file /etc/asterisk/extensions.conf --context from-internal`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return usageError{errFlag("--file is required (FreePBX: /etc/asterisk/extensions_custom.conf)")}
-			}
 			text, err := generate()
 			if err != nil {
 				return usageError{err}
@@ -97,7 +94,7 @@ func newDialplanCmd(g *globals) *cobra.Command {
 		},
 	}
 	flags(install)
-	install.Flags().StringVar(&file, "file", "", "Asterisk config file to edit")
+	install.Flags().StringVar(&file, "file", "/etc/asterisk/extensions_custom.conf", "Asterisk config file to edit (FreePBX: extensions_custom.conf)")
 	install.Flags().BoolVar(&noReload, "no-reload", false, "do not reload the dialplan")
 	var user, secret string
 	var permit []string
