@@ -547,3 +547,23 @@ COMMIT
 		t.Errorf("second import should add nothing:\n%s", again)
 	}
 }
+
+// TestRestore: after the kernel lost everything (a reboot) and with no
+// daemon, restore puts the stored whitelist back; with the daemon
+// running it does nothing.
+func TestRestore(t *testing.T) {
+	e := newE2E(t)
+	e.lab.Echo(t, "tcp", 22)
+	e.ok("init")
+	e.startServe()
+	e.ok("account", "add", "ops", "--perms", "8")
+	e.ok("allow", "ip", "ops", fwtest.ClientV4.String())
+	if out := e.ok("restore"); !strings.Contains(out, "nothing to restore") {
+		t.Errorf("restore with the daemon up:\n%s", out)
+	}
+	e.stop()
+	e.ok("remove", "--yes")
+	e.lab.Check(t, probe, from(fwtest.OtherV4, true))
+	e.ok("restore")
+	e.lab.Check(t, probe, ssh(true), from(fwtest.OtherV4, false))
+}

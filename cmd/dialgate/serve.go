@@ -103,6 +103,38 @@ place, so the server stays protected.`,
 // daemonMemoryLimit is the Go runtime's soft memory limit for serve.
 const daemonMemoryLimit = 48 << 20
 
+func newRestoreCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "restore",
+		Short: "Apply the stored whitelist to the kernel once and exit (boot, before the network)",
+		Long: `restore puts the firewall the database describes into the kernel and exits,
+without serving. The dialgate-restore unit runs it at boot before the
+network comes up, so the server is filtered from its first packet even if
+the daemon then fails to start. With the daemon running it does nothing.`,
+		Example: "  dialgate restore",
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			if c, err := g.client(false); err == nil {
+				if _, err := c.Status(cmd.Context()); err == nil {
+					cmd.Println("the daemon is running and keeps the firewall; nothing to restore")
+					return nil
+				}
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			fw, err := firewall.NewIPTables(log)
+			if err != nil {
+				return err
+			}
+			defer fw.Close()
+			return daemon.Restore(cmd.Context(), cfg, fw, log)
+		},
+	}
+}
+
 func newRemoveCmd(g *globals) *cobra.Command {
 	var yes bool
 	cmd := &cobra.Command{

@@ -1,0 +1,43 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/store"
+)
+
+// Restore applies the stored state to the kernel once and returns: what
+// a boot runs before the network comes up, so the server is filtered
+// from its first packet even if the daemon then fails to start. Grants
+// come back with their remaining life; FQDNs at their last-known
+// addresses. It refuses to run while the daemon holds the database.
+func Restore(ctx context.Context, cfg Config, fw firewall.Backend, log *slog.Logger) error {
+	db, err := store.Open(cfg.DB, store.Options{})
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("restore: %w; the daemon keeps the firewall itself (use dialgate reload)", err)
+	}
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer db.Close()
+	var st firewall.State
+	err = db.View(func(tx store.Tx) (err error) {
+		st, err = desiredState(tx, cfg.FirewallRules(), time.Now())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := fw.Apply(ctx, st); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if log != nil {
+		log.Info("firewall restored from the database", "db", cfg.DB)
+	}
+	return nil
+}
