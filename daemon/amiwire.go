@@ -53,6 +53,11 @@ func (d *Daemon) startAMI(ctx context.Context) {
 		Addr: cfg.Addr, Username: cfg.Username, Secret: cfg.Secret, MD5: cfg.MD5,
 		Logger: log,
 		OnStateChange: func(s ami.State, err error) {
+			if s == ami.Connected {
+				d.metrics.amiConnected.Set(1)
+			} else {
+				d.metrics.amiConnected.Set(0)
+			}
 			switch {
 			case errors.Is(err, ami.ErrAuth):
 				log.Error("AMI login refused: check [ami] username and secret against manager.conf; retrying", "err", err)

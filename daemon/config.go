@@ -37,6 +37,7 @@ type Config struct {
 	AGI      AGIConfig      `toml:"agi"`
 	Door     DoorConfig     `toml:"door"`
 	AMI      AMIConfig      `toml:"ami"`
+	Metrics  MetricsConfig  `toml:"metrics"`
 }
 
 // AMIConfig is the [ami] table: the Asterisk Manager Interface login
@@ -263,6 +264,9 @@ func parseConfig(path string, data []byte) (Config, error) {
 	if err := c.AGI.parse(); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
+	if err := c.Metrics.validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
 	if err := c.AMI.validate(); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -364,6 +368,10 @@ secret = ""
 md5 = true                # challenge login: the secret never crosses the wire
 lookup_timeout = "2s"     # then the door uses the channel's own address
 follow_reregister = false # move a live grant when the phone registers from a new address
+
+[metrics]
+# Prometheus endpoint (/metrics), loopback only; empty: off.
+listen = ""
 
 [door.sounds]             # Asterisk sound files (core sounds)
 prompt = "agent-pass"

@@ -35,7 +35,8 @@ type Daemon struct {
 	// pending is a reload waiting for Confirm; guarded by mu.
 	pending *pendingReload
 	// ami is the Asterisk Manager client, nil unless [ami] is enabled.
-	ami *ami.Client
+	ami     *ami.Client
+	metrics *metrics
 }
 
 func (d *Daemon) config() Config { return *d.cfg.Load() }
@@ -72,6 +73,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	cfg := opts.Config
 	d.cfg.Store(&cfg)
+	d.metrics = newMetrics(d)
 	d.door = &door{
 		d: d,
 		// Each argon2 check holds hash_memory_kib; two at a time uses both
@@ -115,7 +117,10 @@ func (d *Daemon) change(ctx context.Context, g Guard, fn func(tx store.Tx) ([]ne
 		if err != nil || len(prefixes) == 0 {
 			return nil, err
 		}
-		return func(after firewall.State) error { return d.fw.SyncMembers(ctx, after, prefixes) }, nil
+		return func(after firewall.State) error {
+			defer d.metrics.timeApply("sync", time.Now())
+			return d.fw.SyncMembers(ctx, after, prefixes)
+		}, nil
 	})
 }
 
@@ -126,7 +131,10 @@ func (d *Daemon) changeRules(ctx context.Context, g Guard, fn func(tx store.Tx) 
 		if err := fn(tx); err != nil {
 			return nil, err
 		}
-		return func(after firewall.State) error { return d.fw.Apply(ctx, after) }, nil
+		return func(after firewall.State) error {
+			defer d.metrics.timeApply("apply", time.Now())
+			return d.fw.Apply(ctx, after)
+		}, nil
 	})
 }
 
@@ -189,8 +197,10 @@ func (d *Daemon) applyStored(ctx context.Context, rebuild bool) error {
 		return err
 	}
 	if rebuild {
+		defer d.metrics.timeApply("rebuild", time.Now())
 		return d.fw.Rebuild(ctx, st)
 	}
+	defer d.metrics.timeApply("apply", time.Now())
 	return d.fw.Apply(ctx, st)
 }
 

@@ -84,7 +84,11 @@ func (c *call) accepted(acct store.Account) {
 func (dr *door) ServeAGI(ctx context.Context, s *agi.Session) {
 	c := &call{door: dr, s: s, cfg: dr.d.config().Door, callerID: s.Env.CallerID, channel: s.Env.Channel}
 	c.keys = auth.LockoutKeys(c.callerID, c.channel)
+	dr.d.metrics.agiSessions.Inc()
+	dr.d.metrics.agiActive.Inc()
+	defer dr.d.metrics.agiActive.Dec()
 	result := c.run(ctx)
+	dr.d.metrics.doorCalls.WithLabelValues(result).Inc()
 	// SET VARIABLE still works after a hangup, so the dialplan's h
 	// extension can see the outcome.
 	if err := s.SetVariable(ctx, "DIALGATE_RESULT", result); err != nil && !errors.Is(err, agi.ErrHangup) {

@@ -124,6 +124,7 @@ func (d *Daemon) Grant(ctx context.Context, req GrantRequest) (store.Grant, erro
 		d.refused(rec, err)
 		return store.Grant{}, err
 	}
+	d.metrics.grantsIssued.Inc()
 	d.log.Info("granted", "id", g.ID, "account", g.Account, "ip", g.IP, "perms", g.Perms.String(),
 		"expires", g.Expires.Format(time.RFC3339), "source", g.Source, "callerid", req.CallerID, "evicted", len(evicted))
 	return g, nil

@@ -151,7 +151,10 @@ func (d *Daemon) RefreshFQDNs(ctx context.Context, names []string, due bool) ([]
 		return nil, nil
 	}
 	start := time.Now()
-	defer func() { d.log.Info("fqdn refresh", "names", len(todo), "duration", time.Since(start)) }()
+	defer func() {
+		d.metrics.fqdnDuration.Observe(time.Since(start).Seconds())
+		d.log.Info("fqdn refresh", "names", len(todo), "duration", time.Since(start))
+	}()
 	results := make([]store.FQDNRecord, len(todo))
 	workers := d.config().FQDN.Workers
 	sem := make(chan struct{}, workers)
@@ -166,6 +169,11 @@ func (d *Daemon) RefreshFQDNs(ctx context.Context, names []string, due bool) ([]
 		}()
 	}
 	wg.Wait()
+	for _, r := range results {
+		if r.LastError != "" {
+			d.metrics.fqdnFailures.Inc()
+		}
+	}
 	grace := d.config().FQDN.Grace.Duration
 	err = d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
 		var touched []netip.Prefix

@@ -46,6 +46,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	// Before the LocalAPI and the door serve: both read what it sets.
 	d.startAMI(ctx)
+	if err := d.serveMetrics(ctx); err != nil {
+		ln.Close()
+		os.Remove(d.config().Socket)
+		return err
+	}
 	srv := &http.Server{
 		Handler:           d.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -1,0 +1,158 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dialgate/dialgate/store"
+)
+
+// metrics are the daemon's Prometheus series, on a registry of its own
+// (no global state, so tests and several daemons do not collide). They
+// are always counted; [metrics] listen decides whether anyone can read
+// them.
+type metrics struct {
+	reg           *prometheus.Registry
+	doorCalls     *prometheus.CounterVec
+	grantsIssued  prometheus.Counter
+	agiSessions   prometheus.Counter
+	agiActive     prometheus.Gauge
+	fqdnDuration  prometheus.Histogram
+	fqdnFailures  prometheus.Counter
+	applyDuration *prometheus.HistogramVec
+	amiConnected  prometheus.Gauge
+}
+
+func newMetrics(d *Daemon) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		doorCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dialgate_door_calls_total", Help: "Phone door calls by DIALGATE_RESULT (granted, denied, locked, error).",
+		}, []string{"result"}),
+		grantsIssued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dialgate_grants_issued_total", Help: "Grants made or renewed.",
+		}),
+		agiSessions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dialgate_agi_sessions_total", Help: "FastAGI sessions served by the door.",
+		}),
+		agiActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "dialgate_agi_sessions_active", Help: "FastAGI sessions in progress.",
+		}),
+		fqdnDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "dialgate_fqdn_refresh_duration_seconds", Help: "Time to refresh a batch of FQDN entries.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+		}),
+		fqdnFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dialgate_fqdn_failures_total", Help: "FQDN lookups that failed (the name kept its last-known addresses).",
+		}),
+		applyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "dialgate_apply_duration_seconds", Help: "Time to bring the kernel to the desired state, by kind (sync: members only, apply, rebuild).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"kind"}),
+		amiConnected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "dialgate_ami_connected", Help: "1 when logged in to the Asterisk Manager Interface.",
+		}),
+	}
+	m.reg.MustRegister(m.doorCalls, m.grantsIssued, m.agiSessions, m.agiActive, m.fqdnDuration, m.fqdnFailures,
+		m.applyDuration, m.amiConnected, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dialgate_grants_active", Help: "Grants not yet expired.",
+		}, func() float64 {
+			n := 0
+			now := time.Now()
+			d.db.View(func(tx store.Tx) error {
+				gs, err := tx.Grants()
+				for _, g := range gs {
+					if g.Expires.After(now) {
+						n++
+					}
+				}
+				return err
+			})
+			return float64(n)
+		}),
+		setSizes{d: d},
+	)
+	return m
+}
+
+// setSizes reads the kernel's set sizes at scrape time: what the kernel
+// holds, not what dialgate believes.
+type setSizes struct{ d *Daemon }
+
+var setSizeDesc = prometheus.NewDesc("dialgate_set_members", "Members of each kernel set.", []string{"set"}, nil)
+
+func (s setSizes) Describe(ch chan<- *prometheus.Desc) { ch <- setSizeDesc }
+
+func (s setSizes) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := s.d.fw.Status(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(setSizeDesc, err)
+		return
+	}
+	for _, set := range st.Sets {
+		ch <- prometheus.MustNewConstMetric(setSizeDesc, prometheus.GaugeValue, float64(len(set.Entries)), set.Name)
+	}
+}
+
+// timeApply observes one kernel update.
+func (m *metrics) timeApply(kind string, start time.Time) {
+	m.applyDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+}
+
+// serveMetrics serves /metrics on the configured loopback address until
+// ctx ends.
+func (d *Daemon) serveMetrics(ctx context.Context) error {
+	addr := d.config().Metrics.Listen
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("metrics server", "err", err)
+		}
+	}()
+	d.log.Info("metrics listening", "addr", addr)
+	return nil
+}
+
+// MetricsConfig is the [metrics] table.
+type MetricsConfig struct {
+	// Listen is a loopback host:port for the Prometheus endpoint; empty
+	// disables it. Other addresses are refused: the metrics name
+	// accounts and addresses.
+	Listen string `toml:"listen"`
+}
+
+func (m MetricsConfig) validate() error {
+	if m.Listen == "" {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(m.Listen)
+	if err != nil || !ap.Addr().IsLoopback() {
+		return fmt.Errorf("metrics.listen: %q must be a loopback address:port such as 127.0.0.1:9477", m.Listen)
+	}
+	return nil
+}
