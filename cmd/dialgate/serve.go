@@ -48,6 +48,9 @@ func newServeCmd(g *globals) *cobra.Command {
 dialgate commands on the LocalAPI socket. SIGHUP reloads the config and
 rebuilds the firewall; SIGTERM stops the daemon and leaves the firewall in
 place, so the server stays protected.`,
+		Example: `  dialgate serve
+  dialgate --config /tmp/lab/dialgate.toml serve
+  systemctl start dialgate`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.config()

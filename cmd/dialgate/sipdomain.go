@@ -44,10 +44,11 @@ Anyone who learns the domain can reach SIP: treat it like a password.`,
 			return nil
 		},
 	}
+	var asJSON bool
 	list := &cobra.Command{
 		Use:     "list",
 		Short:   "List the secret SIP domains",
-		Example: "  dialgate sip-domain list",
+		Example: "  dialgate sip-domain list\n  dialgate sip-domain list --json",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := g.client(false)
@@ -58,10 +59,17 @@ Anyone who learns the domain can reach SIP: treat it like a password.`,
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				if ds == nil {
+					ds = []string{}
+				}
+				return printJSON(cmd.OutOrStdout(), ds)
+			}
 			print(cmd, ds)
 			return nil
 		},
 	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	del := &cobra.Command{
 		Use:     "del DOMAIN",
 		Short:   "Remove a secret SIP domain",
