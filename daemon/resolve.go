@@ -227,23 +227,6 @@ func (d *Daemon) RefreshFQDNs(ctx context.Context, names []string, due bool) ([]
 	return results, err
 }
 
-// refreshLoop re-resolves the names that are due, checking a few times
-// per interval so per-entry intervals are honoured too.
-func (d *Daemon) refreshLoop(ctx context.Context) {
-	t := time.NewTicker(d.config().FQDN.Tick.Duration)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := d.RefreshFQDNs(ctx, nil, true); err != nil && ctx.Err() == nil {
-				d.log.Error("fqdn refresh", "err", err)
-			}
-		}
-	}
-}
-
 // FQDNs lists every name with its cache state.
 func (d *Daemon) FQDNs() ([]FQDNInfo, error) {
 	names, err := d.fqdnNames()

@@ -78,12 +78,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go func() { errc <- door.Serve(ctx, al) }()
 		d.log.Info("phone door listening", "fastagi", addr)
 	}
-	go d.purgeLoop(ctx)
+	// Expired grants: the kernel dropped them through the set timeouts;
+	// this keeps the store and the audit log in step.
+	go d.every(ctx, 30*time.Second, "purge expired grants", d.purgeExpired)
 	go func() {
 		if _, err := d.RefreshFQDNs(ctx, nil, false); err != nil && ctx.Err() == nil {
 			d.log.Error("fqdn refresh at start", "err", err)
 		}
-		d.refreshLoop(ctx)
+		// Checked a few times per interval so per-entry intervals are
+		// honoured too; only the names that are due are resolved.
+		d.every(ctx, d.config().FQDN.Tick.Duration, "fqdn refresh", func() error {
+			_, err := d.RefreshFQDNs(ctx, nil, true)
+			return err
+		})
 	}()
 	d.log.Info("dialgate serving", "socket", d.config().Socket, "db", d.db.Path())
 	var runErr error
@@ -106,19 +113,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-// purgeLoop removes expired grants from the store. The kernel has
-// already dropped them through the set timeouts; this keeps the store
-// and the audit log in step.
-func (d *Daemon) purgeLoop(ctx context.Context) {
-	t := time.NewTicker(30 * time.Second)
+// every runs fn every interval until ctx ends, logging its failures.
+func (d *Daemon) every(ctx context.Context, interval time.Duration, what string, fn func() error) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := d.purgeExpired(); err != nil {
-				d.log.Error("purge expired grants", "err", err)
+			if err := fn(); err != nil && ctx.Err() == nil {
+				d.log.Error(what, "err", err)
 			}
 		}
 	}
