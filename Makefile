@@ -5,7 +5,14 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
 BENCHTIME   ?= 5x
 
-.PHONY: build test bench fuzz lint demo clean
+.PHONY: build test bench fuzz lint demo clean deb test-deb
+
+# Debian package (make deb): version, and the nfpm release run as a Go tool
+# (not a module dependency). SOURCE_DATE_EPOCH (last commit) dates the man
+# pages and the files in the package, so a rebuild is byte-identical.
+VERSION           ?= 0.1.0
+NFPM              ?= github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 
 build:
 	$(GO) build -o bin/dialgate ./cmd/dialgate
@@ -41,5 +48,25 @@ lint:
 demo: build
 	scripts/demo.sh
 
+# build/dialgate_$(VERSION)_amd64.deb: a static release binary, man pages,
+# completions and the example config from `dialgate gen-docs`, systemd
+# units and maintainer scripts from packaging/ (see packaging/README.md).
+deb:
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath \
+		-ldflags "-s -w -X main.version=$(VERSION)" -o bin/dialgate ./cmd/dialgate
+	rm -rf build/man build/completions build/dialgate.toml.example build/dialgate_*.deb
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/dialgate gen-docs \
+		--man build/man --completions build/completions \
+		--config-example build/dialgate.toml.example
+	gzip -9n build/man/*.8
+	VERSION=$(VERSION) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run $(NFPM) \
+		pkg --packager deb --config packaging/nfpm.yaml --target build/
+
+# Needs root and a throwaway machine (CI): installs the package with
+# apt-get, checks it, purges it. Never starts dialgate or touches the
+# firewall.
+test-deb:
+	VERSION=$(VERSION) bash packaging/test-deb.sh
+
 clean:
-	rm -rf bin
+	rm -rf bin build

@@ -41,6 +41,7 @@ Start with "dialgate init", then "dialgate serve" (or systemctl start dialgate).
 		},
 	}
 	root.PersistentFlags().StringVar(&g.configPath, "config", daemon.DefaultConfigPath, "config file (env DIALGATE_CONFIG)")
+	root.AddCommand(newGenDocsCmd(root))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newInitCmd(g), newServeCmd(g), newAccountCmd(g), newAllowCmd(g), newDenyCmd(g),
