@@ -55,10 +55,14 @@ func (s Status) Loaded() bool {
 	return true
 }
 
-// FamilyStatus describes the chain of one address family.
+// FamilyStatus describes the chain of one address family. The nftables
+// backend's chain serves both families, so both report it.
 type FamilyStatus struct {
 	Family      string `json:"family"`
 	ChainLoaded bool   `json:"chain_loaded"`
+	// JumpFirst reports the chain in force: for iptables, jumped to
+	// first from INPUT; for nftables, hooked at input as dialgate hooks
+	// it (priority filter - 10, policy accept).
 	JumpFirst   bool   `json:"jump_first"`
 	Rules       int    `json:"rules"`
 	Fingerprint string `json:"fingerprint,omitempty"`

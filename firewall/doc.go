@@ -1,7 +1,6 @@
 // Package firewall owns the kernel side of dialgate: it turns a desired
-// State (who may reach which service) into one iptables/ip6tables chain,
-// DIALGATE, jumped to first from INPUT, plus one ipset hash:net set per
-// permission code and address family.
+// State (who may reach which service) into filtering rules plus kernel
+// sets, one per permission code and address family.
 //
 // The rules are static and derived only from Config; everything that
 // changes at run time (static entries, FQDN addresses, phone grants) lives
@@ -9,9 +8,19 @@
 // lets the kernel expire phone grants by itself through per-entry
 // timeouts, even when dialgate is not running.
 //
-// Backend is the seam for kernel implementations (this package ships the
-// iptables+ipset one); Apply is idempotent and a Rebuild replaces the
-// chain and sets without ever leaving the host unprotected: a new chain is
-// built and the INPUT jump moved onto it, and fresh sets are filled and
-// swapped in with ipset swap.
+// Backend is the seam for kernel implementations. This package ships two,
+// with the same rules in the same order; New picks one by name:
+//
+//   - IPTables: one iptables/ip6tables chain, DIALGATE, jumped to first
+//     from INPUT, and ipset hash:net sets dialgate-<code>-v4/-v6. A
+//     rebuild builds a new chain and moves the INPUT jump onto it in one
+//     iptables-restore transaction, and fills fresh sets and swaps them
+//     in with ipset swap.
+//   - NFTables: one nftables table, inet dialgate, with a base chain at
+//     input (priority filter - 10) and, per code and family, a hash set
+//     of host addresses and an interval set of networks. Every change is
+//     one netlink transaction.
+//
+// Apply is idempotent, and neither backend ever leaves the host without
+// its rules while it works.
 package firewall
