@@ -115,6 +115,10 @@ type FirewallConfig struct {
 	Open   []string `toml:"open"`
 	ICMP   *bool    `toml:"icmp"`
 	Reject bool     `toml:"reject"`
+	// Backend is "iptables" (iptables/ip6tables + ipset, the default),
+	// "nftables" (one inet table) or "auto" (the loaded one, else
+	// nftables when the kernel has it, else iptables).
+	Backend string `toml:"backend"`
 
 	parsed firewall.Config
 }
@@ -178,6 +182,7 @@ func DefaultConfig() Config {
 		},
 	}
 	c.Firewall.parsed = firewall.DefaultConfig()
+	c.Firewall.Backend = firewall.KindIPTables
 	return c
 }
 
@@ -249,6 +254,11 @@ func parseConfig(path string, data []byte) (Config, error) {
 		fw.ICMP = *c.Firewall.ICMP
 	}
 	fw.Reject = c.Firewall.Reject
+	switch c.Firewall.Backend {
+	case firewall.KindIPTables, firewall.KindNFTables, firewall.KindAuto:
+	default:
+		return c, fmt.Errorf("config %s: firewall.backend: %q, want iptables, nftables or auto", path, c.Firewall.Backend)
+	}
 	if err := fw.Validate(); err != nil {
 		return c, fmt.Errorf("config %s: firewall: %w", path, err)
 	}
@@ -305,6 +315,9 @@ socket = %q
 log_level = "info"
 
 [firewall]
+# iptables (iptables/ip6tables + ipset), nftables (one inet table), or
+# auto (the one already loaded, else nftables if the kernel has it).
+backend = "iptables"
 # Networks admitted to every service. On a cloud server, where the
 # provider may route private ranges to you, set lan = [].
 lan = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]

@@ -567,3 +567,39 @@ func TestRestore(t *testing.T) {
 	e.ok("restore")
 	e.lab.Check(t, probe, ssh(true), from(fwtest.OtherV4, false))
 }
+
+// TestNFTablesBackend runs the administrator's first day on the nftables
+// backend: the same commands, the same packets, one inet table instead
+// of iptables chains and ipsets; remove takes it out.
+func TestNFTablesBackend(t *testing.T) {
+	e := newE2E(t)
+	e.lab.Echo(t, "tcp", 22)
+	e.lab.Echo(t, "udp", 5060)
+	e.appendConfig("[firewall]\nbackend = \"nftables\"\n")
+	e.ok("init")
+	e.startServe()
+	if !e.status().Firewall.Loaded() {
+		t.Fatal("nftables firewall not loaded")
+	}
+	e.lab.Check(t, probe, ssh(false))
+	e.ok("account", "add", "alice", "--perms", "1,8")
+	e.ok("allow", "ip", "alice", fwtest.ClientV4.String())
+	e.ok("allow", "ip", "alice", fwtest.ClientV6.String(), "--perms", "1")
+	e.lab.Check(t, probe, ssh(true), from(fwtest.OtherV4, false),
+		fwtest.Probe{Proto: "udp", Src: fwtest.ClientV6, Dst: fwtest.ServerV6, Port: 5060, Want: true},
+		fwtest.Probe{Proto: "tcp", Src: fwtest.ClientV6, Dst: fwtest.ServerV6, Port: 22, Want: false})
+	if out, _ := e.lab.Exec(e.lab.Server, "iptables", "-S"); strings.Contains(out, "DIALGATE") {
+		t.Errorf("the nftables backend left iptables rules:\n%s", out)
+	}
+	if out, err := e.lab.Exec(e.lab.Server, "nft", "list", "tables"); err != nil || !strings.Contains(out, "dialgate") {
+		t.Fatalf("no dialgate table: %v\n%s", err, out)
+	}
+	e.ok("deny", fwtest.ClientV4.String())
+	e.lab.Check(t, probe, ssh(false))
+	e.stop()
+	e.ok("remove", "--yes")
+	if out, _ := e.lab.Exec(e.lab.Server, "nft", "list", "tables"); strings.Contains(out, "dialgate") {
+		t.Errorf("remove left the table:\n%s", out)
+	}
+	e.lab.Check(t, probe, from(fwtest.OtherV4, true))
+}

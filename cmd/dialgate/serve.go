@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -67,7 +69,7 @@ place, so the server stays protected.`,
 			var level slog.Level
 			level.UnmarshalText([]byte(cfg.LogLevel))
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			fw, err := firewall.NewIPTables(log)
+			fw, err := firewall.New(cfg.Firewall.Backend, log)
 			if err != nil {
 				return err
 			}
@@ -128,7 +130,7 @@ the daemon then fails to start. With the daemon running it does nothing.`,
 				}
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			fw, err := firewall.NewIPTables(log)
+			fw, err := firewall.New(cfg.Firewall.Backend, log)
 			if err != nil {
 				return err
 			}
@@ -157,13 +159,24 @@ database is kept, so "dialgate serve" puts everything back.`,
 					return errFlag("the daemon is running; stop it first (systemctl stop dialgate), or it will not know the firewall is gone")
 				}
 			}
-			fw, err := firewall.NewIPTables(nil)
-			if err != nil {
-				return err
+			// Both backends: whichever loaded a firewall, none may be left.
+			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+			removed := 0
+			for _, kind := range []string{firewall.KindIPTables, firewall.KindNFTables} {
+				fw, err := firewall.New(kind, quiet)
+				if err != nil {
+					cmd.PrintErrf("%s backend unavailable (%v); nothing of it to remove\n", kind, err)
+					continue
+				}
+				err = fw.Remove(context.Background())
+				fw.Close()
+				if err != nil {
+					return fmt.Errorf("%s: %w", kind, err)
+				}
+				removed++
 			}
-			defer fw.Close()
-			if err := fw.Remove(context.Background()); err != nil {
-				return err
+			if removed == 0 {
+				return errFlag("no firewall backend could be opened")
 			}
 			cmd.Println("dialgate firewall removed; the server is no longer filtered by dialgate")
 			return nil
