@@ -169,8 +169,8 @@ func (b *IPTables) SyncMembers(ctx context.Context, want State, prefixes []netip
 
 // AddMember implements Backend.
 func (b *IPTables) AddMember(ctx context.Context, code int, m Member) error {
-	if code < 0 || code >= NumCodes {
-		return fmt.Errorf("firewall: permission code %d out of range", code)
+	if err := checkCode(code); err != nil {
+		return err
 	}
 	p := normalize(m.Prefix)
 	f := familyOf(p)
@@ -181,8 +181,8 @@ func (b *IPTables) AddMember(ctx context.Context, code int, m Member) error {
 
 // DelMember implements Backend.
 func (b *IPTables) DelMember(ctx context.Context, code int, p netip.Prefix) error {
-	if code < 0 || code >= NumCodes {
-		return fmt.Errorf("firewall: permission code %d out of range", code)
+	if err := checkCode(code); err != nil {
+		return err
 	}
 	p = normalize(p)
 	b.mu.Lock()

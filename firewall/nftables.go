@@ -891,8 +891,8 @@ func syncRegions(name string, have []kernelRange, members []Member, named []neti
 // again, so it extends whatever it covers for longer and leaves alone
 // what outlives it.
 func (b *NFTables) AddMember(ctx context.Context, code int, m Member) error {
-	if code < 0 || code >= NumCodes {
-		return fmt.Errorf("firewall: permission code %d out of range", code)
+	if err := checkCode(code); err != nil {
+		return err
 	}
 	p := normalize(m.Prefix)
 	m.Prefix = p
@@ -977,8 +977,8 @@ var errNoTable = errors.New("not in the kernel: no firewall loaded (apply first)
 // network inside the deleted one comes back with the next SyncMembers or
 // Apply of it, which have the whole state.
 func (b *NFTables) DelMember(ctx context.Context, code int, p netip.Prefix) error {
-	if code < 0 || code >= NumCodes {
-		return fmt.Errorf("firewall: permission code %d out of range", code)
+	if err := checkCode(code); err != nil {
+		return err
 	}
 	p = normalize(p)
 	if err := ctx.Err(); err != nil {

@@ -354,3 +354,11 @@ func (c Config) sipDomainRules(f Family, add func(...string)) {
 		}
 	}
 }
+
+// checkCode refuses a permission code no set exists for.
+func checkCode(code int) error {
+	if code < 0 || code >= NumCodes {
+		return fmt.Errorf("firewall: permission code %d out of range 0-%d", code, NumCodes-1)
+	}
+	return nil
+}
