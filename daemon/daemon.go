@@ -578,13 +578,21 @@ func (d *Daemon) guardConfig(old, cfg Config, g Guard) error {
 }
 
 func (d *Daemon) purgeExpired() error {
+	window := d.config().Door.FailureWindow.Duration
 	return d.db.Update(func(tx store.Tx) error {
-		gone, err := tx.PurgeExpiredGrants(d.now())
+		now := d.now()
+		gone, err := tx.PurgeExpiredGrants(now)
+		if err != nil {
+			return err
+		}
 		for _, g := range gone {
 			if err := tx.Audit(store.AuditRecord{Action: "grant.expire", Actor: "daemon", Account: g.Account, Subject: g.IP, Result: "ok", Detail: g.ID}); err != nil {
 				return err
 			}
 		}
+		// Lockout records that no longer lock and whose failures left the
+		// window count for nothing; invented caller IDs must not pile up.
+		_, err = tx.PurgeLockouts(now, now.Add(-window))
 		return err
 	})
 }

@@ -82,6 +82,10 @@ type Tx interface {
 	PutLockout(l Lockout) error
 	Lockout(key string) (Lockout, error)
 	DeleteLockout(key string) error
+	// PurgeLockouts deletes the records that no longer lock anything and
+	// hold no failure at or after since, and returns how many it deleted:
+	// caller IDs are free to invent, so stale records must not pile up.
+	PurgeLockouts(now, since time.Time) (int, error)
 }
 
 // boltTx implements Tx on a bbolt transaction. Open guarantees that every
@@ -727,4 +731,38 @@ func (t *boltTx) PutSetting(key string, value []byte) error {
 		return fmt.Errorf("setting %q: write: %w", key, err)
 	}
 	return nil
+}
+
+func (t *boltTx) PurgeLockouts(now, since time.Time) (int, error) {
+	b, err := t.bucket(bucketLockouts)
+	if err != nil {
+		return 0, err
+	}
+	var stale [][]byte
+	err = b.ForEach(func(k, v []byte) error {
+		var rec lockoutV1
+		if err := decodeRecord(v, &rec, lockoutName(string(k))); err != nil {
+			return err
+		}
+		l := rec.lockout()
+		if l.LockedUntil.After(now) {
+			return nil
+		}
+		for _, f := range l.Failures {
+			if !f.Before(since) {
+				return nil
+			}
+		}
+		stale = append(stale, bytes.Clone(k))
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range stale {
+		if err := del(b, k, lockoutName(string(k))); err != nil {
+			return 0, err
+		}
+	}
+	return len(stale), nil
 }

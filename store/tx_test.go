@@ -820,3 +820,43 @@ func TestEntryRefreshRoundTrip(t *testing.T) {
 		return nil
 	})
 }
+
+func TestPurgeLockouts(t *testing.T) {
+	db := openTest(t)
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	recs := []Lockout{
+		{Key: "cid:locked", LockedUntil: now.Add(time.Minute)},
+		{Key: "cid:recent", Failures: []time.Time{now.Add(-time.Minute)}},
+		{Key: "cid:stale", Failures: []time.Time{now.Add(-time.Hour)}, LockedUntil: now.Add(-30 * time.Minute)},
+		{Key: "cid:old", Failures: []time.Time{now.Add(-2 * time.Hour), now.Add(-time.Hour)}},
+	}
+	if err := db.Update(func(tx Tx) error {
+		for _, l := range recs {
+			if err := tx.PutLockout(l); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.Update(func(tx Tx) (err error) {
+		n, err = tx.PurgeLockouts(now, now.Add(-15*time.Minute))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("purged %d, want 2", n)
+	}
+	db.View(func(tx Tx) error {
+		for key, want := range map[string]bool{"cid:locked": true, "cid:recent": true, "cid:stale": false, "cid:old": false} {
+			_, err := tx.Lockout(key)
+			if got := err == nil; got != want {
+				t.Errorf("%s kept=%v, want %v (%v)", key, got, want, err)
+			}
+		}
+		return nil
+	})
+}
