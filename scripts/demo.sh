@@ -16,7 +16,11 @@ export DIALGATE_CONFIG=$DIR/dialgate.toml
 DAEMON=
 
 cleanup() {
-	[ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null || true
+	# Every process left in the sandbox's namespaces (the daemon above all).
+	for ns in $PBX $PHONE $STRANGER; do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+	done
+	[ -n "$DAEMON" ] && wait "$DAEMON" 2>/dev/null || true
 	for ns in $PBX $PHONE $STRANGER; do ip netns del "$ns" 2>/dev/null || true; done
 	rm -rf "$DIR"
 }
@@ -52,7 +56,8 @@ printf 'db = "%s/dialgate.db"\nsocket = "%s/dialgate.sock"\n' "$DIR" "$DIR" >"$D
 
 say "dialgate init"
 pbx init
-pbx serve >"$DIR/serve.log" 2>&1 &
+# Not through pbx(): $! must be the daemon itself (ip netns exec execs it).
+ip netns exec $PBX "$BIN" serve >"$DIR/serve.log" 2>&1 &
 DAEMON=$!
 for _ in $(seq 50); do pbx status >/dev/null 2>&1 && break; sleep 0.1; done
 
