@@ -184,10 +184,13 @@ func (b *NFTables) Close() error {
 
 var errClosed = errors.New("firewall: nftables: backend closed")
 
-// lock takes the backend's mutex, or fails once the backend is closed:
-// its namespace descriptor is gone, and the number may name another file
-// by now.
-func (b *NFTables) lock() error {
+// lock takes the backend's mutex for one call, or fails when ctx is
+// already done or once the backend is closed: its namespace descriptor is
+// gone, and the number may name another file by now.
+func (b *NFTables) lock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	if b.conn == nil {
 		b.mu.Unlock()
@@ -611,10 +614,7 @@ func (b *NFTables) apply(ctx context.Context, want State, rebuild bool) error {
 	if err != nil {
 		return fmt.Errorf("firewall: nftables: %w", err)
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := b.lock(); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return err
 	}
 	defer b.mu.Unlock()
@@ -751,10 +751,7 @@ func (b *NFTables) SyncMembers(ctx context.Context, want State, prefixes []netip
 			nets[familyOf(p)] = append(nets[familyOf(p)], p)
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := b.lock(); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return err
 	}
 	defer b.mu.Unlock()
@@ -896,10 +893,7 @@ func (b *NFTables) AddMember(ctx context.Context, code int, m Member) error {
 	}
 	p := normalize(m.Prefix)
 	m.Prefix = p
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := b.lock(); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return err
 	}
 	defer b.mu.Unlock()
@@ -981,10 +975,7 @@ func (b *NFTables) DelMember(ctx context.Context, code int, p netip.Prefix) erro
 		return err
 	}
 	p = normalize(p)
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := b.lock(); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return err
 	}
 	defer b.mu.Unlock()
@@ -1025,10 +1016,7 @@ func (b *NFTables) DelMember(ctx context.Context, code int, p netip.Prefix) erro
 // Network sets report the flattened elements, which are the members
 // unless members overlap.
 func (b *NFTables) Status(ctx context.Context) (Status, error) {
-	if err := ctx.Err(); err != nil {
-		return Status{}, err
-	}
-	if err := b.lock(); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return Status{}, err
 	}
 	defer b.mu.Unlock()
@@ -1062,10 +1050,7 @@ func (b *NFTables) Status(ctx context.Context) (Status, error) {
 // Remove implements Backend: the table goes, with its chain and sets, in
 // one transaction (the add first makes a missing table no error).
 func (b *NFTables) Remove(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := b.lock(); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return err
 	}
 	defer b.mu.Unlock()
