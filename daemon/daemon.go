@@ -162,6 +162,9 @@ func (d *Daemon) update(ctx context.Context, g Guard, fn func(tx store.Tx) (func
 		if err != nil {
 			return err
 		}
+		if apply == nil && !guarded {
+			return nil // a store-only change: the kernel has nothing to follow
+		}
 		after, err := desiredState(tx, cfg, now)
 		if err != nil {
 			return err
