@@ -620,16 +620,14 @@ func (d *Daemon) Status(ctx context.Context) (StatusInfo, error) {
 		if err != nil {
 			return err
 		}
-		byName := map[string]*AccountInfo{}
-		for _, a := range accounts {
-			st.Accounts = append(st.Accounts, accountInfo(a))
-		}
-		for i := range st.Accounts {
-			byName[st.Accounts[i].Name] = &st.Accounts[i]
-		}
-		acct := map[string]store.Account{}
-		for _, a := range accounts {
-			acct[a.Name] = a
+		// Accounts by name, with the index of their AccountInfo for the
+		// entry and grant counts.
+		acct := make(map[string]store.Account, len(accounts))
+		byName := make(map[string]*AccountInfo, len(accounts))
+		st.Accounts = make([]AccountInfo, len(accounts))
+		for i, a := range accounts {
+			st.Accounts[i] = accountInfo(a)
+			acct[a.Name], byName[a.Name] = a, &st.Accounts[i]
 		}
 		for _, e := range entries {
 			var fq store.FQDNRecord
