@@ -503,6 +503,10 @@ func (c *Client) Action(ctx context.Context, name string, headers ...Header) (Me
 // matches ErrConnectionLost and no events are returned: a partial list
 // would pass for a short one.
 //
+// The list is bounded by Config.MaxListEvents and Config.MaxListBytes: a
+// longer one fails at once with an error matching ErrListTooLarge and no
+// events, and the rest of it is dropped as it arrives.
+//
 // An action whose successful response does not start a list returns at
 // once with no events.
 func (c *Client) ActionList(ctx context.Context, name string, headers ...Header) (resp Message, events []Message, err error) {

@@ -18,6 +18,8 @@ const (
 	DefaultBackoffMin      = 500 * time.Millisecond
 	DefaultBackoffMax      = 30 * time.Second
 	DefaultMaxMessageBytes = 64 << 10
+	DefaultMaxListEvents   = 10_000
+	DefaultMaxListBytes    = 8 << 20
 	DefaultEventBuffer     = 256
 )
 
@@ -84,6 +86,22 @@ type Config struct {
 	// Default DefaultMaxMessageBytes.
 	MaxMessageBytes int
 
+	// MaxListEvents and MaxListBytes bound the event list one ActionList
+	// call collects: at most MaxListEvents events, together at most
+	// MaxListBytes bytes. An event counts its header keys and values plus
+	// 32 bytes per header and 48 per event, about what it takes in memory
+	// (a count of wire bytes would understate lists of many short headers
+	// several times over). A list that would go over either bound fails
+	// the call at once with ErrListTooLarge, and the events collected so
+	// far are released; the rest of that list is read and dropped, and
+	// the connection stays up for other actions. Without the bounds a
+	// peer that streams list events without end would have them kept
+	// until the action timed out. Defaults DefaultMaxListEvents (SIPpeers
+	// on a big PBX has a few thousand) and DefaultMaxListBytes; there is
+	// no unbounded setting.
+	MaxListEvents int
+	MaxListBytes  int
+
 	// EventBuffer is the capacity of each subscription's channel. Events
 	// that find it full are dropped and counted. Default
 	// DefaultEventBuffer.
@@ -139,6 +157,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.MaxListEvents <= 0 {
+		c.MaxListEvents = DefaultMaxListEvents
+	}
+	if c.MaxListBytes <= 0 {
+		c.MaxListBytes = DefaultMaxListBytes
 	}
 	if c.EventBuffer <= 0 {
 		c.EventBuffer = DefaultEventBuffer

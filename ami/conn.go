@@ -39,8 +39,32 @@ type pending struct {
 	resp      Message
 	gotResp   bool
 	events    []Message
-	abandoned bool          // the caller gave up; drop what still comes
-	done      chan struct{} // closed when the answer is complete
+	size      int           // listEventSize of events, summed
+	err       error         // the list went over a bound (ErrListTooLarge)
+	abandoned bool          // the caller gave up or err is set; drop what still comes
+	done      chan struct{} // closed when the answer is complete, or err set
+}
+
+// Estimated memory costs of a list event beyond its keys and values, for
+// Config.MaxListBytes: a Message, a Header (two string headers) and a
+// string header on a 64-bit platform.
+const (
+	messageOverhead = 48
+	headerOverhead  = 32
+	stringOverhead  = 16
+)
+
+// listEventSize estimates the memory m holds, as Config.MaxListBytes
+// counts it.
+func listEventSize(m Message) int {
+	n := messageOverhead
+	for _, h := range m.Headers {
+		n += headerOverhead + len(h.Key) + len(h.Value)
+	}
+	for _, l := range m.Body {
+		n += stringOverhead + len(l)
+	}
+	return n
 }
 
 func newConn(nc net.Conn, c *Client, version string) *conn {
@@ -144,10 +168,46 @@ func (cn *conn) routeListEvent(id string, m Message) bool {
 		cn.finish(id, p)
 		return true
 	}
-	if !p.abandoned {
+	if p.abandoned {
+		return true
+	}
+	cfg := &cn.client.cfg
+	size := listEventSize(m)
+	switch {
+	case len(p.events) >= cfg.MaxListEvents:
+		cn.tooLarge(id, p, fmt.Errorf("ami: %s: %w: more than %d events (Config.MaxListEvents)",
+			p.action, ErrListTooLarge, cfg.MaxListEvents))
+	case size > cfg.MaxListBytes-p.size:
+		cn.tooLarge(id, p, fmt.Errorf("ami: %s: %w: more than %d bytes (Config.MaxListBytes)",
+			p.action, ErrListTooLarge, cfg.MaxListBytes))
+	default:
 		p.events = append(p.events, m)
+		p.size += size
 	}
 	return true
+}
+
+// tooLarge fails a list that went over a bound: its caller gets err at
+// once and the events collected are released. p stays registered, as an
+// abandoned action does, so that the rest of the list (same ActionID, up
+// to its Complete event) is recognised and dropped without being stored,
+// rather than handed to subscribers. Resynchronising is safe: messages
+// are framed and bounded by the reader whatever the list does, so
+// dropping a list's events by ActionID leaves the stream in step, and
+// other actions' answers keep being routed. A peer that never completes
+// the list costs that one entry until the connection ends. cn.mu must be
+// held.
+func (cn *conn) tooLarge(id string, p *pending, err error) {
+	cn.log.Warn("ami: event list too large, dropping the rest of it",
+		"action", p.action, "actionid", id, "events", len(p.events), "bytes", p.size, "err", err)
+	p.err = err
+	p.abandoned = true
+	p.events, p.size = nil, 0
+	select {
+	case <-p.done:
+	default:
+		close(p.done)
+	}
 }
 
 // finish completes p; cn.mu must be held.
@@ -197,8 +257,11 @@ func (cn *conn) do(ctx context.Context, id, name string, headers []Header, list 
 		return Message{}, nil, fmt.Errorf("ami: %s: no answer: %w", name, context.Cause(ctx))
 	}
 	cn.mu.Lock()
-	resp, events, gotResp := p.resp, p.events, p.gotResp
+	resp, events, gotResp, listErr := p.resp, p.events, p.gotResp, p.err
 	cn.mu.Unlock()
+	if listErr != nil {
+		return resp, nil, listErr
+	}
 	if !gotResp {
 		// A "Complete" event without a response before it.
 		return resp, events, fmt.Errorf("ami: %s: %w: list ended without a response", name, ErrProtocol)

@@ -41,6 +41,9 @@
 //   - List actions (SIPpeers, PJSIPShowEndpoint, ...) answer "Response:
 //     Success / EventList: start", one event per item carrying the
 //     ActionID, then a "...Complete" event with "EventList: Complete".
+//     A list is held in memory until it is complete, so ActionList bounds
+//     it (Config.MaxListEvents, MaxListBytes; ErrListTooLarge): a peer
+//     that streams list events without end must not exhaust memory.
 //   - Async Originate's OriginateResponse event carries the ActionID but
 //     comes after the response: events with an ActionID that no list is
 //     waiting for go to subscribers, not to the void.

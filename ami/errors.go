@@ -44,6 +44,12 @@ var (
 	// and is closed.
 	ErrMessageTooLarge = errors.New("ami: message too large")
 
+	// ErrListTooLarge means an action's event list went over
+	// Config.MaxListEvents or Config.MaxListBytes. The call fails as soon
+	// as it does; the rest of the list is dropped as it arrives, and the
+	// connection stays up.
+	ErrListTooLarge = errors.New("ami: event list too large")
+
 	// ErrProtocol means the peer sent something that is not AMI: a bad
 	// banner, or a line that is not "Key: Value". The connection is closed.
 	ErrProtocol = errors.New("ami: protocol error")

@@ -232,3 +232,11 @@ func (r *RateLimiter) Allow(now time.Time) bool {
 	r.tat = tat.Add(r.interval)
 	return true
 }
+
+// Idle reports whether the bucket is full at now: forgetting it then
+// changes nothing, since a new one starts full.
+func (r *RateLimiter) Idle(now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.tat.After(now)
+}

@@ -124,7 +124,7 @@ func TestHashDefaultParams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "$argon2id$v=19$m=7168,t=5,p=1$"; !strings.HasPrefix(h, want) {
+	if want := "$argon2id$v=19$m=7168,t=5,p=2$"; !strings.HasPrefix(h, want) {
 		t.Errorf("hash %q does not start %q", h, want)
 	}
 	// 16-byte salt and 32-byte key in unpadded base64: 22 and 43 characters.

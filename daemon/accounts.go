@@ -13,42 +13,32 @@ import (
 
 // SetPasscode hashes and stores an account's passcode. Neither the
 // passcode nor its hash is ever logged or returned.
-func (d *Daemon) SetPasscode(ctx context.Context, name, passcode string) error {
+// An account without an account number gets one, returned, so the
+// caller can be told what to key.
+func (d *Daemon) SetPasscode(ctx context.Context, name, passcode string) (SetPasscodeResult, error) {
+	var res SetPasscodeResult
 	rec := store.AuditRecord{Action: "passcode.set", Actor: "cli", Account: name}
 	err := func() error {
 		if err := auth.ValidatePasscode(passcode); err != nil {
 			return err
 		}
 		door := d.config().Door
-		hash, err := auth.HashPasscode(passcode, auth.Params{Memory: door.HashMemoryKiB, Time: door.HashTime, Threads: 1})
+		hash, err := auth.HashPasscode(passcode, door.hashParams())
 		if err != nil {
 			return err
 		}
-		// A passcode that another account already uses would make the
-		// door ambiguous: refuse it here rather than at 3 a.m. on a call.
-		var others []auth.Candidate
-		if err := d.db.View(func(tx store.Tx) error {
-			as, err := tx.Accounts()
-			for _, a := range as {
-				if a.Name != name && a.PasscodeHash != "" {
-					others = append(others, auth.Candidate{Account: a.Name, Hash: a.PasscodeHash})
-				}
-			}
-			return err
-		}); err != nil {
-			return err
-		}
-		if _, clash, err := d.door.matcher.Match(ctx, passcode, others); err != nil {
-			return err
-		} else if clash {
-			return fmt.Errorf("%w: another account already uses this passcode; choose another", auth.ErrInvalid)
-		}
+		// Two accounts may share a passcode: the door identifies the
+		// account first and checks one hash, so nothing is ambiguous.
 		return d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
 			a, err := tx.Account(name)
 			if err != nil {
 				return nil, err
 			}
 			a.PasscodeHash = hash
+			if err := assignNumber(tx, &a); err != nil {
+				return nil, err
+			}
+			res.Number = a.Number
 			if err := tx.PutAccount(a); err != nil {
 				return nil, err
 			}
@@ -58,10 +48,10 @@ func (d *Daemon) SetPasscode(ctx context.Context, name, passcode string) error {
 	}()
 	if err != nil {
 		d.refused(rec, err)
-		return err
+		return res, err
 	}
-	d.log.Info("passcode set", "account", name)
-	return nil
+	d.log.Info("passcode set", "account", name, "number", res.Number)
+	return res, nil
 }
 
 // UpdateAccount changes account settings. Permission or enabled changes
@@ -113,6 +103,19 @@ func (d *Daemon) UpdateAccount(ctx context.Context, name string, req UpdateAccou
 			}
 			a.Extension = *req.Extension
 			changes = append(changes, "extension "+a.Extension)
+		}
+		if req.Number != nil {
+			if err := auth.ValidateAccountNumber(*req.Number); err != nil {
+				return nil, err
+			}
+			a.Number = *req.Number
+			changes = append(changes, "number "+a.Number)
+		}
+		if req.CallerIDs != nil {
+			if a.CallerIDs, err = parseCallerIDs(*req.CallerIDs); err != nil {
+				return nil, err
+			}
+			changes = append(changes, "callerids "+strings.Join(a.CallerIDs, " "))
 		}
 		if req.MayKeyIP != nil {
 			a.MayKeyIP = *req.MayKeyIP

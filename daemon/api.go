@@ -25,11 +25,16 @@ type AccountInfo struct {
 	MaxGrants int           `json:"max_grants,omitempty"`
 	Extension string        `json:"extension,omitempty"`
 	MayKeyIP  bool          `json:"may_key_ip,omitempty"`
+	// Number is keyed on the phone before the passcode; CallerIDs
+	// identify the caller without it.
+	Number    string   `json:"number,omitempty"`
+	CallerIDs []string `json:"callerids"`
 }
 
 func accountInfo(a store.Account) AccountInfo {
 	return AccountInfo{Name: a.Name, Perms: a.Perms, Comment: a.Comment, Enabled: a.Enabled, Created: a.Created,
-		Passcode: a.PasscodeHash != "", Lifetime: a.GrantLifetime, MaxGrants: a.MaxGrants, Extension: a.Extension, MayKeyIP: a.MayKeyIP}
+		Passcode: a.PasscodeHash != "", Lifetime: a.GrantLifetime, MaxGrants: a.MaxGrants, Extension: a.Extension, MayKeyIP: a.MayKeyIP,
+		Number: a.Number, CallerIDs: append([]string{}, a.CallerIDs...)}
 }
 
 // EntryInfo is a static entry with its effective permissions.
@@ -124,6 +129,13 @@ type UpdateAccountRequest struct {
 	MaxGrants *int           `json:"max_grants,omitempty"`
 	Extension *string        `json:"extension,omitempty"`
 	MayKeyIP  *bool          `json:"may_key_ip,omitempty"`
+	Number    *string        `json:"number,omitempty"`    // "" clears it
+	CallerIDs *[]string      `json:"callerids,omitempty"` // replaces the list; empty clears it
+}
+
+// SetPasscodeResult says how the caller reaches the account on the phone.
+type SetPasscodeResult struct {
+	Number string `json:"number"`
 }
 
 // FQDNInfo is one dynamic-DNS name as the refresher sees it.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -170,9 +171,24 @@ func (c *Client) UpdateAccount(ctx context.Context, name string, req UpdateAccou
 	return a, c.do(ctx, http.MethodPatch, "/v1/accounts/"+url.PathEscape(name), req, &a)
 }
 
-// SetPasscode sets an account's phone passcode.
-func (c *Client) SetPasscode(ctx context.Context, name, passcode string) error {
-	return c.do(ctx, http.MethodPut, "/v1/accounts/"+url.PathEscape(name)+"/passcode", SetPasscodeRequest{Passcode: passcode}, nil)
+// SetPasscode sets an account's phone passcode; the result carries the
+// account number callers key before it.
+func (c *Client) SetPasscode(ctx context.Context, name, passcode string) (r SetPasscodeResult, err error) {
+	return r, c.do(ctx, http.MethodPut, "/v1/accounts/"+url.PathEscape(name)+"/passcode", SetPasscodeRequest{Passcode: passcode}, &r)
+}
+
+// Lockouts lists lockout keys that lock or hold failures.
+func (c *Client) Lockouts(ctx context.Context) (ls []LockoutInfo, err error) {
+	return ls, c.do(ctx, http.MethodGet, "/v1/lockouts", nil, &ls)
+}
+
+// ClearLockouts removes a lockout key, every key of an account, or all.
+func (c *Client) ClearLockouts(ctx context.Context, what string, all bool) (keys []string, err error) {
+	q := url.Values{"key": {what}}
+	if all {
+		q.Set("all", "true")
+	}
+	return keys, c.do(ctx, http.MethodDelete, "/v1/lockouts?"+q.Encode(), nil, &keys)
 }
 
 // Grants lists live grants.
@@ -188,7 +204,21 @@ func (c *Client) RevokeGrants(ctx context.Context, idOrIP string) (gs []GrantInf
 // Audit returns the newest limit audit records (all if limit <= 0),
 // oldest first.
 func (c *Client) Audit(ctx context.Context, limit int) (rs []store.AuditRecord, err error) {
-	return rs, c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/audit?limit=%d", limit), nil, &rs)
+	return c.AuditFiltered(ctx, AuditFilter{Limit: limit})
+}
+
+// AuditFiltered returns the records f selects, oldest first.
+func (c *Client) AuditFiltered(ctx context.Context, f AuditFilter) (rs []store.AuditRecord, err error) {
+	q := url.Values{"limit": {strconv.Itoa(f.Limit)}}
+	for k, v := range map[string]string{"account": f.Account, "action": f.Action, "result": f.Result} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.UTC().Format(time.RFC3339Nano))
+	}
+	return rs, c.do(ctx, http.MethodGet, "/v1/audit?"+q.Encode(), nil, &rs)
 }
 
 // FQDNs lists the dynamic-DNS names.

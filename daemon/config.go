@@ -15,6 +15,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/door"
 	"github.com/dialgate/dialgate/firewall"
 )
 
@@ -83,25 +84,55 @@ type DoorConfig struct {
 	MaxFailures   int      `toml:"max_failures"`   // lockout after this many failures...
 	FailureWindow Duration `toml:"failure_window"` // ...within this window
 	LockFor       Duration `toml:"lock_for"`
-	RatePerMinute int      `toml:"rate_per_minute"` // global passcode attempts per minute
-	HashMemoryKiB uint32   `toml:"hash_memory_kib"` // argon2id cost of new passcode hashes
-	HashTime      uint32   `toml:"hash_time"`
-	Sounds        Sounds   `toml:"sounds"`
+	// RatePerMinute is shared by every caller who keys an account number;
+	// IdentityRatePerMinute is each bound identity's own (calling
+	// extension, bound caller ID); MaxChecksPerMinute caps them all.
+	RatePerMinute         int    `toml:"rate_per_minute"`
+	IdentityRatePerMinute int    `toml:"identity_rate_per_minute"`
+	MaxChecksPerMinute    int    `toml:"max_checks_per_minute"`
+	HashMemoryKiB         uint32 `toml:"hash_memory_kib"` // argon2id cost of new passcode hashes
+	HashTime              uint32 `toml:"hash_time"`
+	HashThreads           uint8  `toml:"hash_threads"`
+	Sounds                Sounds `toml:"sounds"`
 }
 
 // Sounds are the Asterisk sound files the door plays (core sounds by
-// default); an administrator may record their own.
+// default); an administrator may record their own. Goodbye is played by
+// the generated dialplan, not the door.
 type Sounds struct {
-	Prompt    string `toml:"prompt"`
-	IPPrompt  string `toml:"ip_prompt"`
-	Incorrect string `toml:"incorrect"`
-	Granted   string `toml:"granted"`
-	Hours     string `toml:"hours"`
-	Minutes   string `toml:"minutes"`
-	Locked    string `toml:"locked"`
-	Failed    string `toml:"failed"`
-	Goodbye   string `toml:"goodbye"`
+	AccountPrompt string `toml:"account_prompt"`
+	Prompt        string `toml:"prompt"`
+	Incorrect     string `toml:"incorrect"`
+	Denied        string `toml:"denied"`
+	IPPrompt      string `toml:"ip_prompt"`
+	YouEntered    string `toml:"you_entered"`
+	Dot           string `toml:"dot"`
+	Granted       string `toml:"granted"`
+	Hours         string `toml:"hours"`
+	Minutes       string `toml:"minutes"`
+	Minute        string `toml:"minute"`
+	And           string `toml:"and"`
+	Admitted      string `toml:"admitted"`
+	Locked        string `toml:"locked"`
+	Failed        string `toml:"failed"`
+	Goodbye       string `toml:"goodbye"`
 }
+
+// defaultSounds are door.DefaultSounds in the config's shape.
+func defaultSounds() Sounds {
+	s := door.DefaultSounds
+	return Sounds{
+		AccountPrompt: s.AccountPrompt, Prompt: s.Prompt, Incorrect: s.Incorrect, Denied: s.Denied,
+		IPPrompt: s.IPPrompt, YouEntered: s.YouEntered, Dot: s.Dot, Granted: s.Granted,
+		Hours: s.Hours, Minutes: s.Minutes, Minute: s.Minute, And: s.And,
+		Admitted: s.Admitted, Locked: s.Locked, Failed: s.Failed, Goodbye: "vm-goodbye",
+	}
+}
+
+// staleSounds are defaults of earlier versions that are not Asterisk core
+// sounds (a stock server plays silence for them). `dialgate init` wrote
+// them into config files, so a file naming them gets today's default.
+var staleSounds = map[string]string{"please-enter-the": "ip_prompt", "an-error-has-occurred": "failed"}
 
 // FirewallConfig is the [firewall] table.
 type FirewallConfig struct {
@@ -173,12 +204,9 @@ func DefaultConfig() Config {
 			Lifetime: Duration{8 * time.Hour}, MaxGrants: 3, Tries: 3,
 			DigitTimeout: Duration{10 * time.Second},
 			MaxFailures:  5, FailureWindow: Duration{15 * time.Minute}, LockFor: Duration{15 * time.Minute},
-			RatePerMinute: 60, HashMemoryKiB: auth.DefaultParams.Memory, HashTime: auth.DefaultParams.Time,
-			Sounds: Sounds{
-				Prompt: "agent-pass", IPPrompt: "please-enter-the", Incorrect: "auth-incorrect",
-				Granted: "auth-thankyou", Hours: "hours", Minutes: "minutes",
-				Locked: "beeperr", Failed: "an-error-has-occurred", Goodbye: "vm-goodbye",
-			},
+			RatePerMinute: 60, IdentityRatePerMinute: 6, MaxChecksPerMinute: 300,
+			HashMemoryKiB: auth.DefaultParams.Memory, HashTime: auth.DefaultParams.Time, HashThreads: auth.DefaultParams.Threads,
+			Sounds: defaultSounds(),
 		},
 	}
 	c.Firewall.parsed = firewall.DefaultConfig()
@@ -280,6 +308,12 @@ func parseConfig(path string, data []byte) (Config, error) {
 	if err := c.AMI.validate(); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
+	fresh := defaultSounds()
+	for _, p := range []*string{&c.Door.Sounds.IPPrompt, &c.Door.Sounds.Failed} {
+		if key, stale := staleSounds[*p]; stale {
+			*p = map[string]string{"ip_prompt": fresh.IPPrompt, "failed": fresh.Failed}[key]
+		}
+	}
 	if err := c.Door.validate(); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -363,12 +397,19 @@ lifetime = "8h"           # how long a phone grant lasts (per-account override)
 max_grants = 3            # live grants per account; the oldest gives way
 tries = 3                 # passcode attempts per call
 digit_timeout = "10s"
-max_failures = 5          # lock a caller ID / channel after this many failures
+max_failures = 5          # lock a caller ID / account after this many failures
 failure_window = "15m"    # ...within this window
 lock_for = "15m"
-rate_per_minute = 60      # passcode attempts per minute, all callers together
-hash_memory_kib = 7168    # argon2id cost for new passcodes (OWASP: 7 MiB, 5 passes)
+# Passcode checks a minute: shared by every caller who keys an account
+# number; for each caller identified by extension or bound caller ID; in all.
+rate_per_minute = 60
+identity_rate_per_minute = 6
+max_checks_per_minute = 300
+# argon2id cost of new passcodes (OWASP: 7 MiB, 5 passes); two lanes let a
+# two-core PBX compute one check in half the time at the same attacker cost.
+hash_memory_kib = 7168
 hash_time = 5
+hash_threads = 2
 
 [ami]
 # Asterisk Manager Interface, to grant the address an account's extension
@@ -386,16 +427,23 @@ follow_reregister = false # move a live grant when the phone registers from a ne
 # Prometheus endpoint (/metrics), loopback only; empty: off.
 listen = ""
 
-[door.sounds]             # Asterisk sound files (core sounds)
-prompt = "agent-pass"
-ip_prompt = "please-enter-the"
-incorrect = "auth-incorrect"
-granted = "auth-thankyou"
+[door.sounds]             # Asterisk sound files (all core sounds)
+account_prompt = "agent-user"      # "agent login": key your account number
+prompt = "agent-pass"              # key your passcode
+incorrect = "auth-incorrect"       # wrong passcode, key it again
+denied = "vm-incorrect"            # wrong passcode, no tries left
+ip_prompt = "vm-enter-num-to-call" # key an address, * for the dots (may_key_ip)
+you_entered = "you-entered"
+dot = "letters/dot"
+granted = "auth-thankyou"          # then "5 hours and 30 minutes"
 hours = "hours"
 minutes = "minutes"
+minute = "minute"
+and = "vm-and"
+admitted = "auth-thankyou"         # already admitted by a LAN range
 locked = "beeperr"
-failed = "an-error-has-occurred"
-goodbye = "vm-goodbye"
+failed = "im-sorry"                # refused for another reason, or an error
+goodbye = "vm-goodbye"             # played by the dialplan after the door
 `, c.DB, c.Socket)
 }
 
@@ -435,7 +483,10 @@ func (d DoorConfig) validate() error {
 		{d.FailureWindow.Duration >= time.Minute, "door.failure_window: at least 1m"},
 		{d.LockFor.Duration >= time.Minute, "door.lock_for: at least 1m"},
 		{d.RatePerMinute >= 1, "door.rate_per_minute: at least 1"},
+		{d.IdentityRatePerMinute >= 1, "door.identity_rate_per_minute: at least 1"},
+		{d.MaxChecksPerMinute >= d.RatePerMinute && d.MaxChecksPerMinute >= d.IdentityRatePerMinute, "door.max_checks_per_minute: at least rate_per_minute and identity_rate_per_minute"},
 		{d.HashMemoryKiB >= 1024 && d.HashMemoryKiB <= 1<<20, "door.hash_memory_kib: between 1024 and 1048576"},
+		{d.HashThreads >= 1 && d.HashThreads <= 16, "door.hash_threads: between 1 and 16"},
 		{d.HashTime >= 1 && d.HashTime <= 10, "door.hash_time: between 1 and 10"},
 	}
 	for _, c := range checks {
@@ -444,8 +495,10 @@ func (d DoorConfig) validate() error {
 		}
 	}
 	for name, v := range map[string]string{
-		"prompt": d.Sounds.Prompt, "ip_prompt": d.Sounds.IPPrompt, "incorrect": d.Sounds.Incorrect,
-		"granted": d.Sounds.Granted, "hours": d.Sounds.Hours, "minutes": d.Sounds.Minutes,
+		"account_prompt": d.Sounds.AccountPrompt, "prompt": d.Sounds.Prompt, "incorrect": d.Sounds.Incorrect,
+		"denied": d.Sounds.Denied, "ip_prompt": d.Sounds.IPPrompt, "you_entered": d.Sounds.YouEntered,
+		"dot": d.Sounds.Dot, "granted": d.Sounds.Granted, "hours": d.Sounds.Hours, "minutes": d.Sounds.Minutes,
+		"minute": d.Sounds.Minute, "and": d.Sounds.And, "admitted": d.Sounds.Admitted,
 		"locked": d.Sounds.Locked, "failed": d.Sounds.Failed, "goodbye": d.Sounds.Goodbye,
 	} {
 		if v == "" || strings.ContainsAny(v, " \t\r\n\"") {

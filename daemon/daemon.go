@@ -12,6 +12,7 @@ import (
 
 	"github.com/dialgate/dialgate/ami"
 	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/door"
 	"github.com/dialgate/dialgate/firewall"
 	"github.com/dialgate/dialgate/store"
 )
@@ -31,7 +32,7 @@ type Daemon struct {
 	// cfg is swapped whole on reload; readers take a snapshot.
 	cfg atomic.Pointer[Config]
 
-	door *door
+	door *door.Door
 	// pending is a reload waiting for Confirm; guarded by mu.
 	pending *pendingReload
 	// ami is the Asterisk Manager client, nil unless [ami] is enabled.
@@ -74,14 +75,9 @@ func New(opts Options) (*Daemon, error) {
 	cfg := opts.Config
 	d.cfg.Store(&cfg)
 	d.metrics = newMetrics(d)
-	d.door = &door{
-		d: d,
-		// Each argon2 check holds hash_memory_kib; two at a time uses both
-		// cores of a small PBX without letting a crowd of callers
-		// exhaust its memory.
-		matcher: auth.NewMatcher(2),
-		limiter: auth.NewRateLimiter(cfg.Door.RatePerMinute, max(cfg.Door.RatePerMinute/6, 1)),
-		lookup:  opts.Contacts,
+	if d.door, err = d.newDoor(opts.Contacts); err != nil {
+		_ = db.Close()
+		return nil, err
 	}
 	return d, nil
 }

@@ -2,44 +2,40 @@ package daemon
 
 import (
 	"context"
-	"errors"
-	"fmt"
+		"fmt"
 	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/door"
 	"github.com/dialgate/dialgate/store"
 )
 
-// GrantRequest asks for time-limited access for one address.
-type GrantRequest struct {
-	Account  string
-	IP       netip.Addr
-	Source   string // "phone", ...
-	CallerID string
-	Channel  string
-}
-
-// ErrNotGrantable marks an address a grant must not be given to.
-var ErrNotGrantable = errors.New("address cannot be granted")
-
-// checkGrantable applies the entry rules (unicast, not 0.0.0.0) and
-// refuses addresses the LAN rule or loopback already admit: a grant there
-// is meaningless, and a caller must not be able to reshape what the LAN
-// rules mean.
+// checkGrantable refuses an address no grant may open (auth.CheckGrantable:
+// loopback, link-local, multicast, 0/8, 240/4, broadcast, and IPv6 forms
+// that embed them), this server's own addresses, and an address a LAN
+// range already admits, which wraps door.ErrAdmitted: the caller is in
+// already, and a caller must not be able to reshape what the LAN rules
+// mean. An IPv6 address embedding a LAN or own IPv4 address is refused
+// outright: the LAN rule does not admit that form.
 func (d *Daemon) checkGrantable(ip netip.Addr) (netip.Addr, error) {
-	v, err := auth.ParseEntry(store.KindIP, ip.String(), false)
+	a, err := auth.CheckGrantable(ip)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("%w: %w", ErrNotGrantable, err)
+		return netip.Addr{}, err
 	}
-	a := netip.MustParseAddr(v)
-	if a.IsLoopback() || a.IsLinkLocalUnicast() {
-		return netip.Addr{}, fmt.Errorf("%w: %s is loopback or link-local", ErrNotGrantable, a)
+	v4, embeds := auth.EmbeddedIPv4(a)
+	for _, own := range ownAddrs() {
+		if own == a || embeds && own == v4 {
+			return netip.Addr{}, fmt.Errorf("%w: %s is this server's own address", auth.ErrNotGrantable, a)
+		}
 	}
 	for _, p := range d.config().FirewallRules().LAN {
 		if p.Contains(a) {
-			return netip.Addr{}, fmt.Errorf("%w: %s is in the LAN range %s, already admitted", ErrNotGrantable, a, p)
+			return netip.Addr{}, fmt.Errorf("%w: %s is in the LAN range %s", door.ErrAdmitted, a, p)
+		}
+		if embeds && p.Contains(v4) {
+			return netip.Addr{}, fmt.Errorf("%w: %s embeds %s of the LAN range %s", auth.ErrNotGrantable, a, v4, p)
 		}
 	}
 	return a, nil

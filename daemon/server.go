@@ -19,6 +19,7 @@ import (
 
 	"github.com/dialgate/dialgate/agi"
 	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/door"
 	"github.com/dialgate/dialgate/firewall"
 	"github.com/dialgate/dialgate/store"
 )
@@ -40,6 +41,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("initial apply: %w", err)
 	}
 	d.log.Info("firewall in place", "duration", time.Since(start))
+	if err := d.numberMissingAccounts(); err != nil {
+		return err
+	}
 	ln, err := listenSocket(d.config().Socket)
 	if err != nil {
 		return err
@@ -208,16 +212,24 @@ func (d *Daemon) Handler() http.Handler {
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
-		return struct{}{}, d.SetPasscode(r.Context(), r.PathValue("name"), req.Passcode)
+		return d.SetPasscode(r.Context(), r.PathValue("name"), req.Passcode)
 	}))
 	mux.HandleFunc("GET /v1/audit", d.handle(func(r *http.Request) (any, error) {
-		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-		var out []store.AuditRecord
-		err := d.db.View(func(tx store.Tx) (err error) {
-			out, err = tx.AuditLog(time.Time{}, limit)
-			return err
-		})
-		return out, err
+		q := r.URL.Query()
+		f := AuditFilter{Account: q.Get("account"), Action: q.Get("action"), Result: q.Get("result")}
+		f.Limit, _ = strconv.Atoi(q.Get("limit"))
+		if s := q.Get("since"); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return nil, fmt.Errorf("%w: since %q: want an RFC 3339 time", auth.ErrInvalid, s)
+			}
+			f.Since = t
+		}
+		return d.Audit(f)
+	}))
+	mux.HandleFunc("GET /v1/lockouts", d.handle(func(r *http.Request) (any, error) { return d.Lockouts() }))
+	mux.HandleFunc("DELETE /v1/lockouts", d.handle(func(r *http.Request) (any, error) {
+		return d.ClearLockouts(r.Context(), r.URL.Query().Get("key"), r.URL.Query().Get("all") == "true")
 	}))
 	mux.HandleFunc("GET /v1/fqdn", d.handle(func(r *http.Request) (any, error) { return d.FQDNs() }))
 	mux.HandleFunc("POST /v1/fqdn/refresh", d.handle(func(r *http.Request) (any, error) {
@@ -367,7 +379,7 @@ func classify(err error) (int, string) {
 		return http.StatusConflict, "ami_disabled"
 	case errors.Is(err, ErrNothingToConfirm):
 		return http.StatusConflict, "nothing_to_confirm"
-	case errors.Is(err, ErrNotGrantable):
+	case errors.Is(err, auth.ErrNotGrantable), errors.Is(err, door.ErrAdmitted):
 		return http.StatusBadRequest, "invalid"
 	}
 	return http.StatusInternalServerError, "internal"

@@ -228,7 +228,8 @@ func Generate(o Options) (string, error) {
 		w("; A call to %s in %s reaches dialgate's FastAGI door,", o.Extension, o.Context)
 	}
 	w("; which asks for a passcode and sets DIALGATE_RESULT to granted, denied,")
-	w("; locked or error. Nothing secret is kept in the dialplan.")
+	w("; locked, lan (already admitted), hangup or error, and DIALGATE_REASON.")
+	w("; Nothing secret is kept in the dialplan.")
 	w("")
 	w("[%s]", AuthorizeContext)
 	w("exten => s,1,Answer()")
@@ -249,11 +250,19 @@ func Generate(o Options) (string, error) {
 	} else {
 		w(" same => n,AGI(%s)", agiArgs)
 	}
-	// The door hangs up itself, so normally the call continues in h. We
-	// get here when the door could not be reached (AGISTATUS=FAILURE):
-	// say so rather than leave the caller in silence.
-	w(" same => n,NoOp(dialgate: AGI returned AGISTATUS=${AGISTATUS} DIALGATE_RESULT=${DIALGATE_RESULT})")
-	w(` same => n,ExecIf($["${AGISTATUS}" != "SUCCESS"]?Playback(an-error-has-occurred))`)
+	// The door returns without hanging up, so the outcome can be acted on
+	// here: DIALGATE_RESULT is granted, denied, locked, lan, hangup or
+	// error, DIALGATE_REASON says why. AGISTATUS is FAILURE when the door
+	// could not be reached: say so rather than leave the caller in silence.
+	w(" same => n,NoOp(dialgate: AGISTATUS=${AGISTATUS} DIALGATE_RESULT=${DIALGATE_RESULT} DIALGATE_REASON=${DIALGATE_REASON})")
+	w(` same => n,GotoIf($["${AGISTATUS}" != "SUCCESS"]?unreachable)`)
+	w(` same => n,GotoIf($["${DIALGATE_RESULT}" = "hangup"]?done)`)
+	w(` same => n,GotoIf($["${DIALGATE_RESULT}" = "locked"]?locked)`)
+	w(" same => n,Playback(vm-goodbye)")
+	w(" same => n(done),Hangup()")
+	w(" same => n(locked),Playback(goodbye)")
+	w(" same => n,Hangup()")
+	w(" same => n(unreachable),Playback(im-sorry&vm-goodbye)")
 	w(" same => n,Hangup()")
 	w("exten => h,1,NoOp(dialgate: call ended DIALGATE_RESULT=${DIALGATE_RESULT})")
 	if !o.NoAccessExtension {

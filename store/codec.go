@@ -31,6 +31,10 @@ type accountV1 struct {
 	Extension       string    `json:"extension,omitempty"`
 	MayKeyIP        bool      `json:"may_key_ip,omitempty"`
 	PasscodeHash    string    `json:"passcode_hash,omitempty"`
+	// Number and CallerIDs were added within version 1: absent reads as
+	// "none", so older records stay valid.
+	Number    string   `json:"number,omitempty"`
+	CallerIDs []string `json:"caller_ids,omitempty"`
 }
 
 func accountRecord(a Account) accountV1 {
@@ -46,6 +50,8 @@ func accountRecord(a Account) accountV1 {
 		Extension:       a.Extension,
 		MayKeyIP:        a.MayKeyIP,
 		PasscodeHash:    a.PasscodeHash,
+		Number:          a.Number,
+		CallerIDs:       nilIfEmpty(a.CallerIDs),
 	}
 }
 
@@ -61,7 +67,18 @@ func (r accountV1) account() Account {
 		Extension:     r.Extension,
 		MayKeyIP:      r.MayKeyIP,
 		PasscodeHash:  r.PasscodeHash,
+		Number:        r.Number,
+		CallerIDs:     nilIfEmpty(r.CallerIDs),
 	}
+}
+
+// nilIfEmpty keeps "no caller IDs" to one spelling, nil, in memory as on
+// disk.
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }
 
 // entryV1 has no ID: the ID is the bucket key, so the two cannot disagree.

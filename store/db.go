@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -29,6 +30,10 @@ var (
 	bucketAudit    = []byte("audit")
 	bucketLockouts = []byte("lockouts")
 
+	// allBuckets are the buckets schema version 1 was created with; Open
+	// refuses a database that lacks one. The door index (bucketDoorIndex)
+	// is not among them: it was added within version 1 and is derived from
+	// the accounts, so Open builds it when it is missing.
 	allBuckets = [][]byte{
 		bucketMeta, bucketAccounts, bucketEntries, bucketFQDN,
 		bucketGrants, bucketAudit, bucketLockouts,
@@ -129,9 +134,11 @@ func openPrivate(name string, flag int, _ os.FileMode) (*os.File, error) {
 
 // prepare initialises a fresh database or checks an existing one. bbolt
 // gives a new file an empty root, so "fresh" means "no buckets at all";
-// anything else must carry our schema version.
+// anything else must carry our schema version. An existing database
+// without the door index (written before it existed) gets one built from
+// its accounts; an existing index is trusted.
 func (db *DB) prepare() error {
-	var fresh bool
+	var fresh, noIndex bool
 	err := db.bolt.View(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
@@ -161,16 +168,34 @@ func (db *DB) prepare() error {
 				return newError(fmt.Sprintf("database %s (schema version %d) lacks bucket %q", db.path, v, name), ErrSchema, nil)
 			}
 		}
+		noIndex = tx.Bucket(bucketDoorIndex) == nil
 		return nil
 	})
-	if err != nil || !fresh {
+	if err != nil {
 		return err
+	}
+	if !fresh {
+		if !noIndex {
+			return nil
+		}
+		// One transaction: a crash leaves the database as it was, and the
+		// next Open builds the index again.
+		err := db.bolt.Update(func(tx *bbolt.Tx) error {
+			if tx.Bucket(bucketDoorIndex) != nil {
+				return nil
+			}
+			return buildDoorIndex(tx)
+		})
+		if err != nil {
+			return fmt.Errorf("database %s: build door index: %w", db.path, err)
+		}
+		return nil
 	}
 
 	// One transaction, so a crash leaves either an empty file (initialised
 	// again next time) or a complete version 1 database.
 	err = db.bolt.Update(func(tx *bbolt.Tx) error {
-		for _, name := range allBuckets {
+		for _, name := range slices.Concat(allBuckets, [][]byte{bucketDoorIndex}) {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return fmt.Errorf("create bucket %q: %w", name, err)
 			}

@@ -12,6 +12,12 @@
 // dialgate can recognise and migrate what an earlier one wrote; the database
 // as a whole carries a schema version that Open checks.
 //
+// The phone door finds an account by door number or caller ID through an
+// index (AccountByNumber, AccountByCallerID, AccountsByExtension) that the
+// account methods keep in step in the same transaction, so a lookup costs
+// the same with ten accounts or ten thousand. The index is derived data:
+// Open builds it for a database written before it existed.
+//
 // The store records values; it does not interpret them. Canonicalising
 // addresses, refusing dangerous entries, hashing passcodes and deciding
 // who may have a grant belong to the firewall and auth packages.

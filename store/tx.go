@@ -23,14 +23,35 @@ type Tx interface {
 	// Accounts returns every account, sorted by name.
 	Accounts() ([]Account, error)
 	// CreateAccount adds a new account, setting Created if zero; ErrExists
-	// if the name is taken.
+	// if the name is taken, or if its Number or one of its CallerIDs
+	// belongs to another account (the error names the value and the
+	// account). A refused account writes nothing.
 	CreateAccount(a Account) error
 	// PutAccount creates or replaces the account, setting Created if zero.
+	// Number and CallerIDs must be free as for CreateAccount; the values
+	// the replaced record held and a no longer does are released. To move
+	// a value from one account to another, first put the account that
+	// gives it up. A refused account writes nothing.
 	PutAccount(a Account) error
 	// DeleteAccount removes the account together with its entries and
 	// grants and returns what it removed, so the caller can take the
-	// addresses out of the kernel.
+	// addresses out of the kernel. Its Number and CallerIDs become free.
 	DeleteAccount(name string) (entries []Entry, grants []Grant, err error)
+
+	// AccountByNumber returns the account whose Number is number, with one
+	// index lookup however many accounts there are; ErrNotFound if none
+	// (always for ""). number must be in the caller's canonical form: the
+	// store compares strings. The account's record is checked against the
+	// index: if they disagree (an index made stale behind the store's
+	// back) the lookup fails with an error saying so, never with another
+	// account.
+	AccountByNumber(number string) (Account, error)
+	// AccountByCallerID returns the account that lists callerID among its
+	// CallerIDs, like AccountByNumber; ErrNotFound if none (always for "").
+	AccountByCallerID(callerID string) (Account, error)
+	// AccountsByExtension returns the accounts whose Extension is ext,
+	// sorted by name, without scanning the others; nil if none.
+	AccountsByExtension(ext string) ([]Account, error)
 
 	// AddEntry stores a new entry for an existing account (ErrNotFound
 	// otherwise) and returns it with ID and Created filled in. The same
@@ -81,6 +102,8 @@ type Tx interface {
 
 	PutLockout(l Lockout) error
 	Lockout(key string) (Lockout, error)
+	// Lockouts returns every lockout record, sorted by key.
+	Lockouts() ([]Lockout, error)
 	DeleteLockout(key string) error
 	// PurgeLockouts deletes the records that no longer lock anything and
 	// hold no failure at or after since, and returns how many it deleted:
@@ -172,10 +195,14 @@ func (t *boltTx) CreateAccount(a Account) error {
 	if err != nil {
 		return err
 	}
+	idx, err := t.bucket(bucketDoorIndex)
+	if err != nil {
+		return err
+	}
 	if b.Get([]byte(a.Name)) != nil {
 		return fmt.Errorf("%s: %w", accountName(a.Name), ErrExists)
 	}
-	return putAccount(b, a)
+	return putAccount(b, idx, a)
 }
 
 func (t *boltTx) PutAccount(a Account) error {
@@ -183,10 +210,17 @@ func (t *boltTx) PutAccount(a Account) error {
 	if err != nil {
 		return err
 	}
-	return putAccount(b, a)
+	idx, err := t.bucket(bucketDoorIndex)
+	if err != nil {
+		return err
+	}
+	return putAccount(b, idx, a)
 }
 
-func putAccount(b *bbolt.Bucket, a Account) error {
+// putAccount writes a and moves its door index entries. Everything that can
+// refuse the account (validation, a taken number or caller ID, encoding)
+// happens before the first write.
+func putAccount(b, idx *bbolt.Bucket, a Account) error {
 	if a.Name == "" {
 		return invalidf("account: empty name")
 	}
@@ -196,7 +230,18 @@ func putAccount(b *bbolt.Bucket, a Account) error {
 	if a.Created.IsZero() {
 		a.Created = time.Now()
 	}
-	return put(b, []byte(a.Name), accountRecord(a), accountName(a.Name))
+	data, err := json.Marshal(accountRecord(a))
+	if err != nil {
+		return fmt.Errorf("%s: encode: %w", accountName(a.Name), err)
+	}
+	old, oldUnknown := oldClaims(b, a.Name)
+	if err := reindex(idx, b, a.Name, old, oldUnknown, &a); err != nil {
+		return err
+	}
+	if err := b.Put([]byte(a.Name), data); err != nil {
+		return fmt.Errorf("%s: write: %w", accountName(a.Name), err)
+	}
+	return nil
 }
 
 func (t *boltTx) DeleteAccount(name string) ([]Entry, []Grant, error) {
@@ -204,8 +249,16 @@ func (t *boltTx) DeleteAccount(name string) ([]Entry, []Grant, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	idx, err := t.bucket(bucketDoorIndex)
+	if err != nil {
+		return nil, nil, err
+	}
 	if accounts.Get([]byte(name)) == nil {
 		return nil, nil, notFound(accountName(name))
+	}
+	old, oldUnknown := oldClaims(accounts, name)
+	if err := reindex(idx, accounts, name, old, oldUnknown, nil); err != nil {
+		return nil, nil, err
 	}
 	entries, err := t.deleteEntriesWhere(func(e Entry) bool { return e.Account == name })
 	if err != nil {
@@ -688,6 +741,26 @@ func (t *boltTx) Lockout(key string) (Lockout, error) {
 		return Lockout{}, err
 	}
 	return rec.lockout(), nil
+}
+
+func (t *boltTx) Lockouts() ([]Lockout, error) {
+	b, err := t.bucket(bucketLockouts)
+	if err != nil {
+		return nil, err
+	}
+	var out []Lockout
+	err = b.ForEach(func(k, v []byte) error {
+		var rec lockoutV1
+		if err := decodeRecord(v, &rec, lockoutName(string(k))); err != nil {
+			return err
+		}
+		out = append(out, rec.lockout())
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (t *boltTx) DeleteLockout(key string) error {

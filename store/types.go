@@ -33,6 +33,17 @@ type Account struct {
 	Extension     string        // SIP extension whose registration gives the caller's IP; optional
 	MayKeyIP      bool          // caller may key an IP address on the phone
 
+	// Number is the account's door number, keyed on the phone before the
+	// passcode so that one passcode check identifies the caller; "" means
+	// none. The caller validates it and gives it in canonical form (digits):
+	// the store compares strings. Unique among accounts (ErrExists).
+	Number string
+	// CallerIDs are the caller IDs bound to the account, each in the
+	// caller's canonical form and unique across all accounts (ErrExists).
+	// Empty strings and repeats are refused (ErrInvalid); an empty list
+	// reads back as nil.
+	CallerIDs []string
+
 	// PasscodeHash is an argon2id PHC string. A short numeric passcode is
 	// cheap to brute-force from its hash, so the hash is as sensitive as
 	// the passcode: it is excluded from encoding/json (the store persists it

@@ -263,9 +263,11 @@ func describePerms(p store.PermSet) string {
 
 func printAccounts(w io.Writer, as []daemon.AccountInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tPERMS\tENTRIES\tGRANTS\tENABLED\tCOMMENT")
+	fmt.Fprintln(tw, "ACCOUNT\tPERMS\tENTRIES\tGRANTS\tENABLED\tNUMBER\tEXTENSION\tCALLER IDS\tCOMMENT")
+	dash := func(s string) string { return orDefault(s, s == "", "-") }
 	for _, a := range as {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%v\t%s\n", a.Name, a.Perms, a.Entries, a.Grants, a.Enabled, a.Comment)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%v\t%s\t%s\t%s\t%s\n", a.Name, a.Perms, a.Entries, a.Grants, a.Enabled,
+			dash(a.Number), dash(a.Extension), dash(strings.Join(a.CallerIDs, ",")), a.Comment)
 	}
 	tw.Flush()
 }
@@ -322,19 +324,29 @@ func printStatus(w io.Writer, st daemon.StatusInfo) {
 }
 
 func newAuditCmd(g *globals) *cobra.Command {
-	var limit int
+	var f daemon.AuditFilter
+	var since time.Duration
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:     "audit",
-		Short:   "Show the audit log: every change, grant and refusal",
-		Example: "  dialgate audit\n  dialgate audit --limit 0 --json",
-		Args:    exactArgs(0),
+		Use:   "audit",
+		Short: "Show the audit log: every change, grant and refusal",
+		Example: `  dialgate audit
+  dialgate audit --account alice --since 24h
+  dialgate audit --action door --result locked
+  dialgate audit --limit 0 --json`,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if since < 0 {
+				return usageError{errFlag("--since must be a positive duration such as 1h")}
+			}
+			if since > 0 {
+				f.Since = time.Now().Add(-since)
+			}
 			c, err := g.client(false)
 			if err != nil {
 				return err
 			}
-			rs, err := c.Audit(cmd.Context(), limit)
+			rs, err := c.AuditFiltered(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
@@ -350,7 +362,80 @@ func newAuditCmd(g *globals) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().IntVar(&limit, "limit", 50, "newest N records (0: all)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	fl := cmd.Flags()
+	fl.IntVar(&f.Limit, "limit", 50, "newest N records (0: all)")
+	fl.StringVar(&f.Account, "account", "", "only this account's records")
+	fl.StringVar(&f.Action, "action", "", "only this action (door, passcode, grant, ...); a prefix ending in '.' matches a family (grant.)")
+	fl.StringVar(&f.Result, "result", "", "only this result (ok, denied, locked, refused, ...)")
+	fl.DurationVar(&since, "since", 0, "only records newer than this (e.g. 1h, 24h)")
+	fl.BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newLockoutsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "lockouts", Short: "Phone-door lockouts: list them, clear them"}
+	var asJSON bool
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List caller IDs and accounts that are locked or have recent failures",
+		Example: "  dialgate lockouts list\n  dialgate lockouts list --json",
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client(false)
+			if err != nil {
+				return err
+			}
+			ls, err := c.Lockouts(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), ls)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "KEY\tFAILURES\tLOCKED UNTIL")
+			for _, l := range ls {
+				until := "-"
+				if l.Locked {
+					until = l.LockedUntil.Local().Format("2006-01-02 15:04:05 MST")
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\n", l.Key, l.Failures, until)
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	var all bool
+	clearCmd := &cobra.Command{
+		Use:   "clear KEY|ACCOUNT",
+		Short: "Clear a lockout key (cid:5551234, acct:alice, bound:alice), every key of an account, or --all",
+		Example: `  dialgate lockouts clear alice
+  dialgate lockouts clear cid:+15551234567
+  dialgate lockouts clear --all`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) == 1) {
+				return usageError{errFlag("give one key or account, or --all")}
+			}
+			what := ""
+			if len(args) == 1 {
+				what = args[0]
+			}
+			c, err := g.client(false)
+			if err != nil {
+				return err
+			}
+			keys, err := c.ClearLockouts(cmd.Context(), what, all)
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				cmd.Printf("%s cleared\n", k)
+			}
+			return nil
+		},
+	}
+	clearCmd.Flags().BoolVar(&all, "all", false, "clear every lockout")
+	cmd.AddCommand(list, clearCmd)
 	return cmd
 }

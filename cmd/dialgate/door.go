@@ -52,7 +52,8 @@ func newPasscodeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.SetPasscode(cmd.Context(), args[0], code); err != nil {
+			res, err := c.SetPasscode(cmd.Context(), args[0], code)
+			if err != nil {
 				return err
 			}
 			if random > 0 {
@@ -60,6 +61,7 @@ func newPasscodeCmd(g *globals) *cobra.Command {
 			} else {
 				cmd.Printf("passcode for %s set\n", args[0])
 			}
+			cmd.Printf("account number %s: callers key it before the passcode, unless their extension or a bound caller ID identifies them\n", res.Number)
 			return nil
 		},
 	}
@@ -95,7 +97,8 @@ func promptTwice() (string, error) {
 
 func newAccountSetCmd(g *globals) *cobra.Command {
 	var req daemon.UpdateAccountRequest
-	var perms, comment, extension string
+	var perms, comment, extension, number string
+	var callerIDs []string
 	var lifetime time.Duration
 	var maxGrants int
 	var enable, disable, keyIP, noKeyIP, force bool
@@ -104,6 +107,7 @@ func newAccountSetCmd(g *globals) *cobra.Command {
 		Short: "Change an account: perms, comment, phone-door settings, enable/disable",
 		Example: `  dialgate account set alice --lifetime 4h --max-grants 2
   dialgate account set alice --extension 201 --may-key-ip
+  dialgate account set alice --number 4711 --callerid +15551234567 --callerid 201
   dialgate account set bob --disable`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -116,6 +120,12 @@ func newAccountSetCmd(g *globals) *cobra.Command {
 			}
 			if f.Changed("extension") {
 				req.Extension = &extension
+			}
+			if f.Changed("number") {
+				req.Number = &number
+			}
+			if f.Changed("callerid") {
+				req.CallerIDs = &callerIDs
 			}
 			if f.Changed("lifetime") {
 				req.Lifetime = &lifetime
@@ -140,15 +150,18 @@ func newAccountSetCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cmd.Printf("account %s: perms %s, enabled %v, lifetime %s, max grants %s, extension %q, may key IP %v\n",
-				a.Name, a.Perms, a.Enabled, orDefault(a.Lifetime.String(), a.Lifetime == 0), orDefault(fmt.Sprint(a.MaxGrants), a.MaxGrants == 0), a.Extension, a.MayKeyIP)
+			cmd.Printf("account %s: perms %s, enabled %v, lifetime %s, max grants %s, extension %q, may key IP %v, number %q, caller IDs %q\n",
+				a.Name, a.Perms, a.Enabled, orDefault(a.Lifetime.String(), a.Lifetime == 0, "default"), orDefault(fmt.Sprint(a.MaxGrants), a.MaxGrants == 0, "default"),
+				a.Extension, a.MayKeyIP, a.Number, a.CallerIDs)
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&perms, "perms", "", "permission codes")
 	f.StringVar(&comment, "comment", "", "free text")
-	f.StringVar(&extension, "extension", "", "SIP extension whose registered address gets the grant")
+	f.StringVar(&extension, "extension", "", "SIP extension: its registered address gets the grant, and a call from it needs no account number")
+	f.StringVar(&number, "number", "", "account number keyed before the passcode (2-10 digits; \"\" clears)")
+	f.StringSliceVar(&callerIDs, "callerid", nil, "caller ID that identifies the account without a number (repeat; replaces the list; --callerid \"\" clears)")
 	f.DurationVar(&lifetime, "lifetime", 0, "grant lifetime (0: the [door] default)")
 	f.IntVar(&maxGrants, "max-grants", 0, "live grants at once (0: the [door] default)")
 	f.BoolVar(&enable, "enable", false, "enable the account")
@@ -159,9 +172,9 @@ func newAccountSetCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func orDefault(s string, isDefault bool) string {
+func orDefault(s string, isDefault bool, def string) string {
 	if isDefault {
-		return "default"
+		return def
 	}
 	return s
 }
@@ -224,7 +237,7 @@ func newGrantsCmd(g *globals) *cobra.Command {
 
 func newTestCallCmd(g *globals) *cobra.Command {
 	var (
-		addr, passcode, callerID, channel, remote, arg, keyIP string
+		addr, passcode, callerID, channel, remote, arg, keyIP, number string
 		tries                                                 int
 		timeout                                               time.Duration
 	)
@@ -235,8 +248,8 @@ func newTestCallCmd(g *globals) *cobra.Command {
 would, sends a realistic agi_* environment for a SIP call, answers the
 door's commands, keys the passcode, and prints what the door did and its
 DIALGATE_RESULT. Use it to test the whole path without a phone.`,
-		Example: `  dialgate test-call --passcode 48151623 --remote-addr 203.0.113.7
-  dialgate test-call --passcode 1111 --tries 3 --callerid 555`,
+		Example: `  dialgate test-call --account 101 --passcode 48151623 --remote-addr 203.0.113.7
+  dialgate test-call --passcode 1111 --tries 3 --callerid +15551234567   # a bound caller ID`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if addr == "" {
@@ -250,7 +263,10 @@ DIALGATE_RESULT. Use it to test the whole path without a phone.`,
 				line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
 				passcode = strings.TrimSpace(line)
 			}
-			digits := make([]string, 0, tries+1)
+			digits := make([]string, 0, tries+2)
+			if number != "" {
+				digits = append(digits, number+"#")
+			}
 			for i := 0; i < tries; i++ {
 				digits = append(digits, passcode+"#")
 			}
@@ -282,10 +298,10 @@ DIALGATE_RESULT. Use it to test the whole path without a phone.`,
 			if err != nil {
 				return fmt.Errorf("test-call: %w", err)
 			}
-			result := tr.Variables["DIALGATE_RESULT"]
-			cmd.Printf("DIALGATE_RESULT=%s\n", result)
+			result, reason := tr.Variables["DIALGATE_RESULT"], tr.Variables["DIALGATE_REASON"]
+			cmd.Printf("DIALGATE_RESULT=%s\nDIALGATE_REASON=%s\n", result, reason)
 			if result != daemon.ResultGranted {
-				return fmt.Errorf("test-call: the door answered %q", result)
+				return fmt.Errorf("test-call: the door answered %q (%s)", result, reason)
 			}
 			return nil
 		},
@@ -293,6 +309,7 @@ DIALGATE_RESULT. Use it to test the whole path without a phone.`,
 	f := cmd.Flags()
 	f.StringVar(&addr, "agi", "", "FastAGI address (default: agi.listen from the config)")
 	f.StringVar(&passcode, "passcode", "", "digits to key (\"-\": read from standard input)")
+	f.StringVar(&number, "account", "", "account number to key first (leave out when the caller ID or channel identifies the account)")
 	f.StringVar(&callerID, "callerid", "100", "caller ID to present")
 	f.StringVar(&channel, "channel", "SIP/traveler-00000001", "channel name to present")
 	f.StringVar(&remote, "remote-addr", "", "the caller's SIP address, as CHANNEL(recvip)/CHANNEL(peerip) answer it")

@@ -1,4 +1,4 @@
-package daemon
+package door
 
 import (
 	"net/netip"
@@ -22,7 +22,7 @@ func TestParseHostAddr(t *testing.T) {
 		"localhost:5060":      "",
 	}
 	for in, want := range cases {
-		a, err := parseHostAddr(in)
+		a, err := ParseHostAddr(in)
 		if want == "" {
 			if err == nil {
 				t.Errorf("%q accepted as %v", in, a)

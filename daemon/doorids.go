@@ -1,0 +1,217 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/store"
+)
+
+// firstAccountNumber is where automatic account numbers start: three
+// digits, easy to key, clear of 0-99 which some admins keep for staff.
+const firstAccountNumber = 101
+
+// keyNextNumber is the setting holding the next automatic number.
+const keyNextNumber = "door.next_number"
+
+// assignNumber gives a an account number if it has none: the next free
+// one from a counter kept in the store, so no scan of the accounts.
+func assignNumber(tx store.Tx, a *store.Account) error {
+	if a.Number != "" {
+		return nil
+	}
+	n := firstAccountNumber
+	if raw, err := tx.Setting(keyNextNumber); err == nil {
+		if v, err := strconv.Atoi(string(raw)); err == nil && v >= firstAccountNumber {
+			n = v
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	for {
+		num := strconv.Itoa(n)
+		n++
+		if _, err := tx.AccountByNumber(num); errors.Is(err, store.ErrNotFound) {
+			a.Number = num
+			break
+		} else if err != nil {
+			return err
+		}
+	}
+	return tx.PutSetting(keyNextNumber, []byte(strconv.Itoa(n)))
+}
+
+// numberMissingAccounts gives every account that has a passcode but no
+// account number (made before numbers existed) one, audited, and says so:
+// those callers now key the number before the passcode, unless their
+// extension or caller ID identifies them.
+func (d *Daemon) numberMissingAccounts() error {
+	var assigned []string
+	err := d.db.Update(func(tx store.Tx) error {
+		as, err := tx.Accounts()
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			if a.PasscodeHash == "" || a.Number != "" {
+				continue
+			}
+			if err := assignNumber(tx, &a); err != nil {
+				return err
+			}
+			if err := tx.PutAccount(a); err != nil {
+				return err
+			}
+			if err := tx.Audit(store.AuditRecord{Action: "account.number", Actor: "daemon", Account: a.Name, Subject: a.Number, Result: "ok",
+				Detail: "assigned: the account had a passcode but no account number"}); err != nil {
+				return err
+			}
+			assigned = append(assigned, a.Name+"="+a.Number)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("assign account numbers: %w", err)
+	}
+	if len(assigned) > 0 {
+		d.log.Warn("accounts got phone-door account numbers: callers key the number, then the passcode, unless their extension or a bound caller ID identifies them (dialgate account list)",
+			"accounts", strings.Join(assigned, " "))
+	}
+	return nil
+}
+
+// parseCallerIDs reads bound caller IDs as typed, refusing duplicates.
+func parseCallerIDs(in []string) ([]string, error) {
+	var out []string
+	for _, s := range in {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		id, err := auth.ParseCallerID(s)
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(out, id) {
+			return nil, fmt.Errorf("%w: caller ID %q given twice", auth.ErrInvalid, id)
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// LockoutInfo is one lockout record as `dialgate lockouts list` shows it.
+type LockoutInfo struct {
+	Key         string    `json:"key"`
+	Failures    int       `json:"failures"` // within the failure window
+	LockedUntil time.Time `json:"locked_until,omitzero"`
+	Locked      bool      `json:"locked"`
+}
+
+// Lockouts lists the lockout keys that lock or hold failures now.
+func (d *Daemon) Lockouts() ([]LockoutInfo, error) {
+	out := []LockoutInfo{}
+	now, window := d.now(), d.config().Door.FailureWindow.Duration
+	err := d.db.View(func(tx store.Tx) error {
+		ls, err := tx.Lockouts()
+		for _, l := range ls {
+			info := LockoutInfo{Key: l.Key, LockedUntil: l.LockedUntil, Locked: l.LockedUntil.After(now)}
+			for _, f := range l.Failures {
+				if now.Sub(f) < window {
+					info.Failures++
+				}
+			}
+			if !info.Locked {
+				info.LockedUntil = time.Time{}
+			}
+			if info.Locked || info.Failures > 0 {
+				out = append(out, info)
+			}
+		}
+		return err
+	})
+	return out, err
+}
+
+// ClearLockouts removes lockout records: one key ("cid:5551234",
+// "acct:alice", "bound:alice"), every key of an account (its name), or all
+// ("" with all set). It returns the keys it removed.
+func (d *Daemon) ClearLockouts(ctx context.Context, what string, all bool) ([]string, error) {
+	rec := store.AuditRecord{Action: "lockout.clear", Actor: "cli", Subject: what}
+	var cleared []string
+	err := d.db.Update(func(tx store.Tx) error {
+		ls, err := tx.Lockouts()
+		if err != nil {
+			return err
+		}
+		for _, l := range ls {
+			_, name, _ := strings.Cut(l.Key, ":")
+			if all || l.Key == what || (strings.HasPrefix(l.Key, "acct:") || strings.HasPrefix(l.Key, "bound:")) && name == what {
+				if err := tx.DeleteLockout(l.Key); err != nil {
+					return err
+				}
+				cleared = append(cleared, l.Key)
+			}
+		}
+		if len(cleared) == 0 {
+			return fmt.Errorf("lockout %q: %w (see dialgate lockouts list)", what, store.ErrNotFound)
+		}
+		rec.Result, rec.Detail = "ok", strings.Join(cleared, " ")
+		return tx.Audit(rec)
+	})
+	if err != nil {
+		d.refused(rec, err)
+		return nil, err
+	}
+	d.log.Info("lockouts cleared", "keys", cleared)
+	return cleared, nil
+}
+
+// AuditFilter selects audit records.
+type AuditFilter struct {
+	Since   time.Time
+	Limit   int    // newest Limit records; 0: all
+	Account string // exact account name
+	Action  string // exact action, or a prefix ending in '.' ("grant.")
+	Result  string // exact result
+}
+
+func (f AuditFilter) match(r store.AuditRecord) bool {
+	switch {
+	case f.Account != "" && r.Account != f.Account:
+		return false
+	case f.Result != "" && r.Result != f.Result:
+		return false
+	case f.Action != "" && r.Action != f.Action && !(strings.HasSuffix(f.Action, ".") && strings.HasPrefix(r.Action, f.Action)):
+		return false
+	}
+	return true
+}
+
+// Audit returns the matching records, oldest first, the newest Limit of
+// them when Limit > 0.
+func (d *Daemon) Audit(f AuditFilter) ([]store.AuditRecord, error) {
+	out := []store.AuditRecord{}
+	err := d.db.View(func(tx store.Tx) error {
+		limit := f.Limit
+		if f.Account != "" || f.Action != "" || f.Result != "" {
+			limit = 0 // filter first, then keep the newest
+		}
+		rs, err := tx.AuditLog(f.Since, limit)
+		for _, r := range rs {
+			if f.match(r) {
+				out = append(out, r)
+			}
+		}
+		return err
+	})
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[len(out)-f.Limit:]
+	}
+	return out, err
+}
