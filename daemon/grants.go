@@ -2,7 +2,7 @@ package daemon
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"

@@ -153,9 +153,13 @@ type Deps struct {
 // Door is the phone door, an agi.Handler for /authorize. It is safe for
 // concurrent use by any number of calls.
 type Door struct {
-	deps    Deps
-	matcher *auth.Matcher
-	dummy   string // a hash of a random passcode, for unknown numbers
+	deps  Deps
+	dummy string // a hash of a random passcode, for unknown numbers
+	// slots bound the argon2id checks running at once: each holds
+	// Hash.Memory, and a crowd of callers must not exhaust the PBX.
+	slots chan struct{}
+	// verify is auth.VerifyPasscode; tests count calls through it.
+	verify func(code, phc string) (bool, error)
 
 	mu       sync.Mutex
 	contacts ContactLookup
@@ -188,7 +192,7 @@ func New(deps Deps) (*Door, error) {
 		return nil, fmt.Errorf("door: dummy hash: %w", err)
 	}
 	return &Door{
-		deps: deps, matcher: auth.NewMatcher(cmpOr(deps.Concurrency, 2)), dummy: dummy,
+		deps: deps, dummy: dummy, slots: make(chan struct{}, cmpOr(deps.Concurrency, 2)), verify: auth.VerifyPasscode,
 		contacts: deps.Contacts, limits: newLimits(), inflight: newReservations(),
 	}, nil
 }
@@ -245,4 +249,19 @@ func (d *Door) Serve(ctx context.Context, s *agi.Session) Outcome {
 	c := &call{Door: d, s: s, cfg: d.deps.Config(), callerID: s.Env.CallerID, channel: s.Env.Channel}
 	c.cid, c.hasCID = auth.CanonicalCallerID(c.callerID)
 	return c.run(ctx)
+}
+
+// check verifies one passcode against one hash, waiting for a slot. It
+// returns ctx's error if the caller is gone before a slot frees.
+func (d *Door) check(ctx context.Context, code, phc string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	select {
+	case d.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-d.slots }()
+	return d.verify(code, phc)
 }

@@ -238,8 +238,8 @@ func newGrantsCmd(g *globals) *cobra.Command {
 func newTestCallCmd(g *globals) *cobra.Command {
 	var (
 		addr, passcode, callerID, channel, remote, arg, keyIP, number string
-		tries                                                 int
-		timeout                                               time.Duration
+		tries                                                         int
+		timeout                                                       time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "test-call",
