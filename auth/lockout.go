@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -55,66 +54,6 @@ type LockoutStore interface {
 }
 
 var _ LockoutStore = store.Tx(nil)
-
-// maxLockoutKeyLen caps a key, prefix included. Caller IDs are whatever the
-// far end claims, so without a cap one call could store kilobytes.
-const maxLockoutKeyLen = 128
-
-// LockoutKeys returns the keys a call's failures count against:
-// "cid:<caller ID>" and "chan:<channel peer>". The peer is the channel
-// name without the unique suffix Asterisk adds per call
-// ("SIP/traveler-0000002a" -> "SIP/traveler", "Local/s@ctx-0000;1" ->
-// "Local/s@ctx"), so that all calls through one SIP peer share a bucket
-// however often the caller ID changes.
-//
-// An empty or "unknown" caller ID is still a key, "cid:", so withheld
-// numbers share one bucket instead of escaping the count. Keys are capped
-// at 128 bytes, and bytes outside printable ASCII become '?' because keys
-// reach logs and the audit trail. Both steps can merge distinct callers
-// into one bucket, which errs towards locking.
-func LockoutKeys(callerID, channel string) []string {
-	cid := strings.TrimSpace(callerID)
-	if strings.EqualFold(cid, "unknown") { // what Asterisk's AGI sends for no caller ID
-		cid = ""
-	}
-	return []string{lockoutKey("cid:", cid), lockoutKey("chan:", channelPeer(channel))}
-}
-
-// channelPeer strips Asterisk's per-call suffixes: ";1" or ";2" naming a
-// half of a Local channel pair, then "-<hex>" after the resource. A name
-// without them is returned whole.
-func channelPeer(ch string) string {
-	ch = strings.TrimSpace(ch)
-	if i := strings.LastIndexByte(ch, ';'); i >= 0 && isDigits(ch[i+1:]) {
-		ch = ch[:i]
-	}
-	slash := strings.IndexByte(ch, '/')
-	if dash := strings.LastIndexByte(ch, '-'); slash >= 0 && dash > slash && isHex(ch[dash+1:]) {
-		ch = ch[:dash]
-	}
-	return ch
-}
-
-func isDigits(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789") == ""
-}
-
-func isHex(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789abcdefABCDEF") == ""
-}
-
-func lockoutKey(prefix, s string) string {
-	var b strings.Builder
-	b.WriteString(prefix)
-	for i := 0; i < len(s) && b.Len() < maxLockoutKeyLen; i++ {
-		c := s[i]
-		if c < ' ' || c > '~' {
-			c = '?'
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
-}
 
 // Locked reports whether any of keys is locked at now and, if so, until
 // when (the latest of their locks).
@@ -172,20 +111,6 @@ func (p LockoutPolicy) Fail(tx LockoutStore, keys []string, now time.Time) (lock
 		}
 	}
 	return lockedNow, nil
-}
-
-// Succeed clears the keys' failures and locks; keys with none are fine.
-//
-// Clearing on success means a caller who knows one valid passcode can
-// reset the count between guesses at others; the global RateLimiter, not
-// the lockout, is what bounds that.
-func (p LockoutPolicy) Succeed(tx LockoutStore, keys []string) error {
-	for _, k := range keys {
-		if err := tx.DeleteLockout(k); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("clear lockout: %w", err)
-		}
-	}
-	return nil
 }
 
 // RateLimiter is a global token bucket on passcode attempts, so that many

@@ -102,7 +102,7 @@ func TestLockout(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			db := openStore(t)
-			keys := LockoutKeys("+15551234567", "PJSIP/traveler-00000001")
+			keys := []string{"cid:+15551234567", "acct:alice"}
 			for i, d := range c.fails {
 				if got := fail(t, db, p, keys, lockT0.Add(d)); got != (i == c.lockedAt) {
 					t.Errorf("failure %d at +%v: lockedNow = %v", i+1, d, got)
@@ -122,55 +122,25 @@ func TestLockout(t *testing.T) {
 	}
 }
 
-func TestLockoutSucceedClears(t *testing.T) {
-	db := openStore(t)
-	p := DefaultLockoutPolicy
-	keys := LockoutKeys("+15551234567", "SIP/traveler-0000002a")
-	for range 4 {
-		fail(t, db, p, keys, lockT0)
-	}
-	update(t, db, func(tx store.Tx) error { return p.Succeed(tx, keys) })
-	// Four more: a cleared count does not lock at the first of them.
-	for i := range 4 {
-		if fail(t, db, p, keys, lockT0) {
-			t.Fatalf("failure %d after success locked", i+1)
-		}
-	}
-	if fail(t, db, p, keys, lockT0) == false {
-		t.Fatal("5th failure after success did not lock")
-	}
-	update(t, db, func(tx store.Tx) error { return p.Succeed(tx, keys) })
-	if _, ok := locked(t, db, p, keys, lockT0); ok {
-		t.Error("still locked after Succeed")
-	}
-	update(t, db, func(tx store.Tx) error {
-		if _, err := tx.Lockout(keys[0]); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("record left after Succeed: %v", err)
-		}
-		// Keys with nothing recorded are fine.
-		return p.Succeed(tx, LockoutKeys("+15550000000", "PJSIP/nobody-00000001"))
-	})
-}
-
 func TestLockoutKeysAreIndependent(t *testing.T) {
 	db := openStore(t)
 	p := DefaultLockoutPolicy
 	for range p.MaxFailures {
-		fail(t, db, p, LockoutKeys("+15551234567", "PJSIP/hotel-00000001"), lockT0)
+		fail(t, db, p, []string{"cid:+15551234567", "acct:alice"}, lockT0)
 	}
 	cases := []struct {
-		callerID, channel string
-		want              bool
+		keys []string
+		want bool
 	}{
-		{"+15551234567", "PJSIP/hotel-00000002", true}, // same caller, same peer, next call
-		{"+15551234567", "PJSIP/cafe-00000003", true},  // same caller ID from another peer
-		{"+15559999999", "PJSIP/hotel-00000004", true}, // another number through the same peer
-		{"+15559999999", "PJSIP/cafe-00000005", false},
-		{"", "PJSIP/cafe-00000006", false},
+		{[]string{"cid:+15551234567", "acct:bob"}, true},   // same caller, another account
+		{[]string{"cid:+15559999999", "acct:alice"}, true}, // another caller at the same account
+		{[]string{"cid:+15559999999", "bound:alice"}, false},
+		{[]string{"acct:bob"}, false},
+		{nil, false},
 	}
 	for _, c := range cases {
-		if _, ok := locked(t, db, p, LockoutKeys(c.callerID, c.channel), lockT0.Add(time.Minute)); ok != c.want {
-			t.Errorf("%q via %q: locked = %v, want %v", c.callerID, c.channel, ok, c.want)
+		if _, ok := locked(t, db, p, c.keys, lockT0.Add(time.Minute)); ok != c.want {
+			t.Errorf("%q: locked = %v, want %v", c.keys, ok, c.want)
 		}
 	}
 }
@@ -180,7 +150,7 @@ func TestLockoutConcurrentFailures(t *testing.T) {
 	// one of them starts the lock.
 	db := openStore(t)
 	p := DefaultLockoutPolicy
-	keys := LockoutKeys("unknown", "SIP/anon-00000001")
+	keys := []string{"cid:+15551234567"}
 	var wg sync.WaitGroup
 	var locks atomic.Int64
 	for range p.MaxFailures {
@@ -214,45 +184,6 @@ func TestLockoutFailRefusesBadPolicy(t *testing.T) {
 	})
 	if !errors.Is(err, ErrInvalid) {
 		t.Errorf("got %v, want ErrInvalid", err)
-	}
-}
-
-func TestLockoutKeys(t *testing.T) {
-	long := "+1" + strings.Repeat("5", 10000)
-	cases := []struct {
-		callerID, channel string
-		cid, chn          string
-	}{
-		{"+15551234567", "SIP/traveler-0000002a", "cid:+15551234567", "chan:SIP/traveler"},
-		{"201", "PJSIP/100-00000001", "cid:201", "chan:PJSIP/100"},
-		{"201", "PJSIP/road-warrior-0000beef", "cid:201", "chan:PJSIP/road-warrior"},
-		{"201", "SIP/203.0.113.7-0000002a", "cid:201", "chan:SIP/203.0.113.7"},
-		{"201", "Local/s@ctx-0000;1", "cid:201", "chan:Local/s@ctx"},
-		{"201", "Local/s@ctx-0000;2", "cid:201", "chan:Local/s@ctx"},
-		{"201", "Local/100@from-internal-00000012;1", "cid:201", "chan:Local/100@from-internal"},
-		{"201", "DAHDI/1-1", "cid:201", "chan:DAHDI/1"},
-		{"201", "IAX2/peer-1234", "cid:201", "chan:IAX2/peer"},
-		{"201", "PJSIP/traveler", "cid:201", "chan:PJSIP/traveler"},           // no suffix
-		{"201", "PJSIP/traveler-home", "cid:201", "chan:PJSIP/traveler-home"}, // not a hex suffix
-		{"201", "", "cid:201", "chan:"},
-		{"", "SIP/x-1", "cid:", "chan:SIP/x"},
-		{"unknown", "SIP/x-1", "cid:", "chan:SIP/x"},
-		{"Unknown", "SIP/x-1", "cid:", "chan:SIP/x"},
-		{"  +4930123  ", "SIP/x-1", "cid:+4930123", "chan:SIP/x"},
-		{"555\r\n\x1b[2Jevil", "SIP/x\n-1", "cid:555???[2Jevil", "chan:SIP/x?"},
-		{"Zürich", "SIP/x-1", "cid:Z??rich", "chan:SIP/x"},
-		{long, "SIP/" + strings.Repeat("a", 500) + "-1", "cid:" + long[:124], "chan:SIP/" + strings.Repeat("a", 119)},
-	}
-	for _, c := range cases {
-		got := LockoutKeys(c.callerID, c.channel)
-		if len(got) != 2 || got[0] != c.cid || got[1] != c.chn {
-			t.Errorf("LockoutKeys(%.20q, %.20q) = %.40q, want [%.40q %.40q]", c.callerID, c.channel, got, c.cid, c.chn)
-		}
-		for _, k := range got {
-			if len(k) > maxLockoutKeyLen {
-				t.Errorf("key of %d bytes, over %d", len(k), maxLockoutKeyLen)
-			}
-		}
 	}
 }
 

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -62,12 +61,6 @@ const (
 // ErrMalformedHash is wrapped by every error about a stored passcode hash
 // that cannot be read or carries costs outside the accepted bounds.
 var ErrMalformedHash = errors.New("malformed passcode hash")
-
-// ErrAmbiguous reports that one passcode opened more than one account.
-// Picking either would grant the caller the wrong account's permissions
-// half of the time, so nobody is let in until an administrator gives the
-// accounts distinct passcodes.
-var ErrAmbiguous = errors.New("passcode matches more than one account")
 
 // phcEncoding is the PHC string format's base64. Strict refuses non-zero
 // padding bits, so every hash has exactly one spelling and an edited one
@@ -242,93 +235,4 @@ func randomDigits(r io.Reader, n int) (string, error) {
 		}
 	}
 	return string(out), nil
-}
-
-// Candidate is an account a keyed passcode may belong to.
-type Candidate struct {
-	Account string
-	Hash    string // argon2id PHC string
-}
-
-// Matcher checks a keyed passcode against every candidate account, never
-// stopping at the first match, so the time taken does not reveal which
-// account (or whether any) matched. It bounds the number of argon2
-// computations running at once (each holds Params.Memory KiB), so 1 000
-// simultaneous callers cannot exhaust memory. A Matcher is safe for
-// concurrent use.
-type Matcher struct {
-	// slots is the semaphore. A Match holds one slot for all its
-	// candidates, computing them one after another: callers are then
-	// served roughly in arrival order, where a slot per computation would
-	// interleave them and make every caller wait as long as the slowest.
-	slots chan struct{}
-	// verify is VerifyPasscode; tests replace it to count calls and
-	// observe concurrency without timing.
-	verify func(code, phc string) (bool, error)
-}
-
-// NewMatcher returns a Matcher running at most concurrency argon2
-// computations at once; concurrency <= 0 means 1.
-func NewMatcher(concurrency int) *Matcher {
-	return &Matcher{slots: make(chan struct{}, max(concurrency, 1)), verify: VerifyPasscode}
-}
-
-// Match returns the account among cands whose passcode is code.
-//
-// The caller should count every outcome other than ok == true as a failed
-// attempt, errors included: otherwise a fault that makes Match fail would
-// also hand out free guesses.
-//
-//   - A code that is not a valid passcode (ValidatePasscode) matches
-//     nothing and returns at once; that reveals only what the caller keyed.
-//   - Two or more matching accounts return an error wrapping ErrAmbiguous
-//     that names them, and no account.
-//   - A candidate whose hash is malformed is skipped, so that one damaged
-//     record does not shut out every other account. If nothing matched,
-//     the skipped candidates are returned as a joined error wrapping
-//     ErrMalformedHash, one per account; after a match they are not
-//     reported, because a unique match is trustworthy and the caller
-//     should not have to tell a grant-with-warning apart from a failure.
-//   - If ctx ends while waiting for a slot, or between candidates, Match
-//     returns ctx.Err() and no account, so a caller who hangs up learns
-//     nothing.
-func (m *Matcher) Match(ctx context.Context, code string, cands []Candidate) (account string, ok bool, err error) {
-	if ValidatePasscode(code) != nil || len(cands) == 0 {
-		return "", false, nil
-	}
-	// select picks at random among ready cases; checking first means a
-	// cancelled caller never takes a free slot.
-	if err := ctx.Err(); err != nil {
-		return "", false, err
-	}
-	select {
-	case m.slots <- struct{}{}:
-	case <-ctx.Done():
-		return "", false, ctx.Err()
-	}
-	defer func() { <-m.slots }()
-
-	var matched []string
-	var errs []error
-	for _, c := range cands {
-		if err := ctx.Err(); err != nil {
-			return "", false, err
-		}
-		same, err := m.verify(code, c.Hash)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("account %q: %w", c.Account, err))
-			continue
-		}
-		if same {
-			matched = append(matched, c.Account)
-		}
-	}
-	switch {
-	case len(matched) > 1:
-		amb := fmt.Errorf("%w: %q", ErrAmbiguous, matched)
-		return "", false, errors.Join(append([]error{amb}, errs...)...)
-	case len(matched) == 1:
-		return matched[0], true, nil
-	}
-	return "", false, errors.Join(errs...)
 }

@@ -10,12 +10,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dialgate/dialgate/ami"
 	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/firewall/fwfake"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -180,100 +180,19 @@ func TestRegistrationForms(t *testing.T) {
 	}
 }
 
-// testBackend is an in-memory kernel: it keeps each set's members.
-type testBackend struct {
-	mu    sync.Mutex
-	sets  map[int]map[netip.Prefix]time.Duration
-	syncs [][]netip.Prefix
-}
+// testBackend is the in-memory kernel with the two questions these tests ask.
+type testBackend struct{ *fwfake.Backend }
 
-var _ firewall.Backend = (*testBackend)(nil)
-
-func (b *testBackend) replace(want firewall.State) {
-	b.sets = map[int]map[netip.Prefix]time.Duration{}
-	for code, set := range want.Sets {
-		b.sets[code] = map[netip.Prefix]time.Duration{}
-		for p, to := range set {
-			b.sets[code][p] = to
+func (b testBackend) has(code int, addr netip.Addr) bool {
+	for _, m := range b.Members(code) {
+		if m.Prefix.Contains(addr) {
+			return true
 		}
 	}
+	return false
 }
 
-func (b *testBackend) Apply(_ context.Context, want firewall.State) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.replace(want)
-	return nil
-}
-
-func (b *testBackend) Rebuild(ctx context.Context, want firewall.State) error {
-	return b.Apply(ctx, want)
-}
-
-func (b *testBackend) SyncMembers(_ context.Context, want firewall.State, prefixes []netip.Prefix) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.syncs = append(b.syncs, slices.Clone(prefixes))
-	if b.sets == nil {
-		b.sets = map[int]map[netip.Prefix]time.Duration{}
-	}
-	for code := 0; code < firewall.NumCodes; code++ {
-		for _, p := range prefixes {
-			if to, ok := want.Sets[code][p]; ok {
-				if b.sets[code] == nil {
-					b.sets[code] = map[netip.Prefix]time.Duration{}
-				}
-				b.sets[code][p] = to
-			} else {
-				delete(b.sets[code], p)
-			}
-		}
-	}
-	return nil
-}
-
-func (b *testBackend) AddMember(_ context.Context, code int, m firewall.Member) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.sets == nil {
-		b.sets = map[int]map[netip.Prefix]time.Duration{}
-	}
-	if b.sets[code] == nil {
-		b.sets[code] = map[netip.Prefix]time.Duration{}
-	}
-	b.sets[code][m.Prefix] = m.Timeout
-	return nil
-}
-
-func (b *testBackend) DelMember(_ context.Context, code int, p netip.Prefix) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.sets[code], p)
-	return nil
-}
-
-func (b *testBackend) Status(context.Context) (firewall.Status, error) { return firewall.Status{}, nil }
-func (b *testBackend) Remove(context.Context) error {
-	b.mu.Lock()
-	b.sets = nil
-	b.mu.Unlock()
-	return nil
-}
-func (b *testBackend) Close() error { return nil }
-
-// has reports whether addr is in code's set.
-func (b *testBackend) has(code int, addr netip.Addr) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	_, ok := b.sets[code][netip.PrefixFrom(addr, addr.BitLen())]
-	return ok
-}
-
-func (b *testBackend) syncCount() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.syncs)
-}
+func (b testBackend) syncCount() int { return b.Calls()[fwfake.MethodSyncMembers] }
 
 // fakeLookup answers RegisteredAddrs from a map.
 type fakeLookup struct {
@@ -294,19 +213,23 @@ const sshCode = firewall.CodeSSH
 type regTest struct {
 	t  *testing.T
 	d  *Daemon
-	fw *testBackend
+	fw testBackend
 }
 
 func newRegTest(t *testing.T) *regTest {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DB = filepath.Join(t.TempDir(), "dialgate.db")
-	fw := &testBackend{}
+	fw := testBackend{fwfake.New()}
 	d, err := New(Options{Config: cfg, Backend: fw, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
+	if err := d.applyStored(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	fw.ResetCalls()
 	rt := &regTest{t: t, d: d, fw: fw}
 	rt.account("alice", "traveler")
 	return rt
