@@ -24,6 +24,9 @@ func TestDefaultConfigTextParses(t *testing.T) {
 	if c.DB != DefaultDBPath || c.Socket != DefaultSocketPath || c.FQDN.Timeout.Duration != 3*time.Second {
 		t.Fatalf("paths/timeouts: %+v", c)
 	}
+	if c.Door != DefaultConfig().Door {
+		t.Fatalf("[door] written by init differs from the defaults:\n%+v\n%+v", c.Door, DefaultConfig().Door)
+	}
 }
 
 func TestParseConfig(t *testing.T) {
@@ -66,6 +69,26 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad timeout", text: "[fqdn]\ntimeout = \"forever\"\n", err: "forever"},
 		{name: "bad level", text: "log_level = \"loud\"\n", err: "log_level"},
 		{name: "not toml", text: "lan = [", err: "config"},
+		{name: "stale non-core sounds from an old init", text: "[door.sounds]\nip_prompt = \"please-enter-the\"\nfailed = \"an-error-has-occurred\"\n",
+			check: func(t *testing.T, c Config) {
+				if c.Door.Sounds.IPPrompt != "vm-enter-num-to-call" || c.Door.Sounds.Failed != "im-sorry" {
+					t.Errorf("sounds %+v", c.Door.Sounds)
+				}
+			}},
+		{name: "own sound kept", text: "[door.sounds]\nfailed = \"custom/door-error\"\n", check: func(t *testing.T, c Config) {
+			if c.Door.Sounds.Failed != "custom/door-error" {
+				t.Errorf("failed = %q", c.Door.Sounds.Failed)
+			}
+		}},
+		{name: "door rates", text: "[door]\nrate_per_minute = 30\nidentity_rate_per_minute = 3\nmax_checks_per_minute = 100\n", check: func(t *testing.T, c Config) {
+			dc := c.Door.doorConfig()
+			if dc.RatePerMinute != 30 || dc.IdentityRatePerMinute != 3 || dc.MaxChecksPerMinute != 100 {
+				t.Errorf("%+v", dc)
+			}
+		}},
+		{name: "ceiling below a rate", text: "[door]\nrate_per_minute = 100\nmax_checks_per_minute = 50\n", err: "door.max_checks_per_minute"},
+		{name: "bad threads", text: "[door]\nhash_threads = 0\n", err: "door.hash_threads"},
+		{name: "sound with a space", text: "[door.sounds]\ndot = \"letters/dot x\"\n", err: "door.sounds.dot"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
