@@ -106,40 +106,43 @@ func (g Guard) check(before, after firewall.State) error {
 
 // change runs fn in one store transaction and makes the kernel agree
 // before committing. fn returns the prefixes whose membership it may have
-// changed; only those are synced (the rules do not change).
+// changed; only those are synced (the rules do not change), and, unless a
+// guard must compare whole states, only their members are computed, so a
+// grant costs the same at 10 000 accounts as at one.
 func (d *Daemon) change(ctx context.Context, g Guard, fn func(tx store.Tx) ([]netip.Prefix, error)) error {
-	return d.update(ctx, g, func(tx store.Tx) (func(firewall.State) error, error) {
+	return d.update(ctx, g, func(tx store.Tx) (func(firewall.State) error, []netip.Prefix, error) {
 		prefixes, err := fn(tx)
 		if err != nil || len(prefixes) == 0 {
-			return nil, err
+			return nil, nil, err
 		}
 		return func(after firewall.State) error {
 			defer d.metrics.timeApply("sync", time.Now())
 			return d.fw.SyncMembers(ctx, after, prefixes)
-		}, nil
+		}, prefixes, nil
 	})
 }
 
 // changeRules is change for edits that alter the rules themselves (SIP
 // secret domains): the whole state is applied, chain included.
 func (d *Daemon) changeRules(ctx context.Context, g Guard, fn func(tx store.Tx) error) error {
-	return d.update(ctx, g, func(tx store.Tx) (func(firewall.State) error, error) {
+	return d.update(ctx, g, func(tx store.Tx) (func(firewall.State) error, []netip.Prefix, error) {
 		if err := fn(tx); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		return func(after firewall.State) error {
 			defer d.metrics.timeApply("apply", time.Now())
 			return d.fw.Apply(ctx, after)
-		}, nil
+		}, nil, nil
 	})
 }
 
 // update is the one path every change takes: fn edits the store and says
-// how to bring the kernel along; the guard checks the result; the kernel
-// is changed before the transaction commits. If fn, the guard or the
-// kernel refuses, the transaction rolls back; if the kernel was touched,
-// the committed state is applied again so the kernel and the store agree.
-func (d *Daemon) update(ctx context.Context, g Guard, fn func(tx store.Tx) (func(firewall.State) error, error)) error {
+// how to bring the kernel along (and, if only some members can have
+// changed, which); the guard checks the result; the kernel is changed
+// before the transaction commits. If fn, the guard or the kernel refuses,
+// the transaction rolls back; if the kernel was touched, the committed
+// state is applied again so the kernel and the store agree.
+func (d *Daemon) update(ctx context.Context, g Guard, fn func(tx store.Tx) (func(firewall.State) error, []netip.Prefix, error)) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	cfg := d.config().FirewallRules()
@@ -154,14 +157,19 @@ func (d *Daemon) update(ctx context.Context, g Guard, fn func(tx store.Tx) (func
 				return err
 			}
 		}
-		apply, err := fn(tx)
+		apply, only, err := fn(tx)
 		if err != nil {
 			return err
 		}
 		if apply == nil && !guarded {
 			return nil // a store-only change: the kernel has nothing to follow
 		}
-		after, err := desiredState(tx, cfg, now)
+		var after firewall.State
+		if only != nil && !guarded {
+			after, err = desiredFor(tx, cfg, now, only)
+		} else {
+			after, err = desiredState(tx, cfg, now)
+		}
 		if err != nil {
 			return err
 		}

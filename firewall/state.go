@@ -143,6 +143,10 @@ func (s *State) Add(code int, p netip.Prefix, timeout time.Duration) {
 	set[p] = timeout
 }
 
+// NormalizePrefix is the form a State keys its members by: IPv4-mapped
+// IPv6 unmapped, host bits cleared.
+func NormalizePrefix(p netip.Prefix) netip.Prefix { return normalize(p) }
+
 func normalize(p netip.Prefix) netip.Prefix {
 	if p.Addr().Is4In6() {
 		bits := p.Bits() - 96

@@ -540,12 +540,7 @@ func mergeSet(set map[netip.Prefix]time.Duration) map[netip.Prefix]time.Duration
 }
 
 // normalize is firewall's: IPv4-mapped IPv6 becomes IPv4, host bits go.
-func normalize(p netip.Prefix) netip.Prefix {
-	if p.Addr().Is4In6() {
-		p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
-	}
-	return p.Masked()
-}
+var normalize = firewall.NormalizePrefix
 
 func familyOf(p netip.Prefix) firewall.Family {
 	if p.Addr().Is4() {
