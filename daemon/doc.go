@@ -9,5 +9,11 @@
 // if it would cut off the administrator's SSH session, apply it to the
 // kernel, and commit only if the kernel took it. A failed apply rolls the
 // transaction back and puts the previous state back in the kernel, so
-// nothing is ever half-applied.
+// nothing is ever half-applied. A change that only touches some members
+// (a grant, an entry) computes the desired members of just those
+// prefixes, so its cost does not grow with the whitelist.
+//
+// The phone door lives in package door; the daemon gives it the store, a
+// grant function (Daemon.Grant, through the same change path), the audit
+// log, the clock, metrics and the AMI contact lookup.
 package daemon

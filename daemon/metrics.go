@@ -36,7 +36,7 @@ func newMetrics(d *Daemon) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		doorCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dialgate_door_calls_total", Help: "Phone door calls by DIALGATE_RESULT (granted, denied, locked, error).",
+			Name: "dialgate_door_calls_total", Help: "Phone door calls by DIALGATE_RESULT (granted, denied, locked, lan, hangup, error).",
 		}, []string{"result"}),
 		grantsIssued: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dialgate_grants_issued_total", Help: "Grants made or renewed.",
