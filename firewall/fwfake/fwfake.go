@@ -235,7 +235,7 @@ func (b *Backend) Status(ctx context.Context) (firewall.Status, error) {
 			ss := firewall.SetStatus{Name: firewall.SetName(code, f), Code: code, Family: f.String(), Exists: b.loaded}
 			for _, m := range b.members(code, now) {
 				if familyOf(m.Prefix) == f {
-					ss.Entries = append(ss.Entries, firewall.SetEntry{Prefix: m.Prefix, Timeout: m.Timeout})
+					ss.Entries = append(ss.Entries, firewall.SetEntry(m))
 				}
 			}
 			st.Sets = append(st.Sets, ss)
