@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/dialgate/dialgate/agi"
 	"github.com/dialgate/dialgate/agi/agitest"
 	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/firewall/fwfake"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -45,24 +45,6 @@ func hashOf(t testing.TB, code string) string {
 	return h
 }
 
-// clock is a settable clock safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // harness is a door on a real store and a real FastAGI server on
 // loopback, with a recording GrantFunc instead of the daemon.
 type harness struct {
@@ -70,7 +52,7 @@ type harness struct {
 	db     *store.DB
 	door   *Door
 	addr   string
-	clock  *clock
+	clock  *fwfake.Clock
 	checks atomic.Int64 // argon2id checks made
 
 	mu       sync.Mutex
@@ -88,7 +70,7 @@ func newHarness(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	h := &harness{t: t, db: db, clock: &clock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}, cfg: DefaultConfig(), ended: map[string]int{}}
+	h := &harness{t: t, db: db, clock: fwfake.NewClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)), cfg: DefaultConfig(), ended: map[string]int{}}
 	h.cfg.DigitTimeout = time.Second
 	d, err := New(Deps{
 		Store: db,
@@ -234,4 +216,3 @@ func (h *harness) lock(key string, d time.Duration) {
 	}
 }
 
-var _ = netip.Addr{}
