@@ -63,15 +63,20 @@ for _ in $(seq 50); do pbx status >/dev/null 2>&1 && break; sleep 0.1; done
 
 say "an account for Alice: SIP (1, 2) and SSH (8), with a passcode"
 pbx account add alice --perms 1,2,8 --comment "Alice, on the road"
-echo 48151623 | pbx account passcode alice --stdin
+out=$(echo 48151623 | pbx account passcode alice --stdin)
+echo "$out"
+NUMBER=$(sed -n 's/^account number \([0-9]*\):.*/\1/p' <<<"$out")
+[ -n "$NUMBER" ] || { echo "no account number in: $out"; exit 1; }
+say "her mobile's caller ID 201 identifies her: she keys no account number"
+pbx account set alice --callerid 201
 
 say "before the call: the PBX is invisible"
 probe $PHONE 198.51.100.1 22
 probe $PHONE 198.51.100.1 5060
 probe $STRANGER 203.0.113.1 22
 
-say "Alice calls the door and keys 48151623# (test-call plays Asterisk)"
-pbx test-call --passcode 48151623 --callerid 201 --channel SIP/alice-0000001f --remote-addr 198.51.100.7
+say "Alice calls the door from 201 and keys 48151623# (test-call plays Asterisk)"
+pbx test-call --passcode 48151623 --callerid 201 --channel SIP/trunk-0000001f --remote-addr 198.51.100.7
 
 say "after the call: Alice's address gets in, nobody else does"
 probe $PHONE 198.51.100.1 22
@@ -83,8 +88,13 @@ pbx grants list
 say "what the kernel holds (ipset list dialgate-8-v4)"
 ip netns exec $PBX ipset list dialgate-8-v4 | sed -n '/Members/,$p'
 
-say "a wrong passcode gets nothing"
-pbx test-call --passcode 11112222 --callerid 666 --remote-addr 203.0.113.66 || true
+say "a stranger keys Alice's account number $NUMBER# and a wrong passcode: nothing"
+if pbx test-call --account "$NUMBER" --passcode 11112222 --callerid 666 --channel SIP/trunk-00000020 --remote-addr 203.0.113.66; then
+	echo "the stranger got in"; exit 1
+fi
 probe $STRANGER 203.0.113.1 22
+
+say "dialgate lockouts list: the failure counts against the stranger's caller ID and Alice's keyed number, not her caller ID"
+pbx lockouts list
 
 say "done; cleaning up"

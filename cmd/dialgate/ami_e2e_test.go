@@ -34,10 +34,12 @@ func amiConf(srv *amitest.Server, secret string, extra string) string {
 		srv.Addr(), amitest.DefaultUsername, secret, extra)
 }
 
-// TestDoorGrantsRegisteredContact: the account names its extension; the
-// grant goes to where that extension is registered from (looked up over
-// AMI), not to the channel's address; a re-registration from elsewhere
-// moves it; with AMI gone the door falls back to the channel address.
+// TestDoorGrantsRegisteredContact: the account names its extension; a
+// call from that extension needs no account number, and the grant goes to
+// where the extension is registered from (looked up over AMI), not to the
+// channel's address; a re-registration from elsewhere moves it; with AMI
+// gone the door falls back to the channel address (here for a caller who
+// keys the account number from another phone).
 func TestDoorGrantsRegisteredContact(t *testing.T) {
 	e := newE2E(t)
 	e.lab.Echo(t, "tcp", 22)
@@ -48,12 +50,12 @@ func TestDoorGrantsRegisteredContact(t *testing.T) {
 	e.ok("init")
 	e.startServe()
 	e.ok("account", "add", "alice", "--perms", "8")
-	e.withStdin("48151623\n").ok("account", "passcode", "alice", "--stdin")
+	e.passcode("alice", "48151623", aliceNumber)
 	e.ok("account", "set", "alice", "--extension", "201")
 
-	out, code := e.call("48151623", "201", fwtest.OtherV4.String())
-	if code != 0 {
-		t.Fatalf("call: %s", out)
+	out, code := e.call("48151623", "201", fwtest.OtherV4.String(), "--channel", "SIP/201-0000001f")
+	if code != 0 || askedNumber(out) {
+		t.Fatalf("call from extension 201: exit %d\n%s", code, out)
 	}
 	e.lab.Check(t, probe, ssh(true), from(fwtest.OtherV4, false))
 	if gl := e.ok("grants", "list"); !strings.Contains(gl, "phone:contact") {
@@ -71,7 +73,7 @@ func TestDoorGrantsRegisteredContact(t *testing.T) {
 	// address.
 	srv.Close()
 	e.ok("grants", "revoke", fwtest.OtherV4.String())
-	out, code = e.call("48151623", "201", fwtest.ClientV4.String())
+	out, code = e.call("48151623", "555", fwtest.ClientV4.String(), "--account", aliceNumber)
 	if code != 0 {
 		t.Fatalf("call with AMI down: %s", out)
 	}
@@ -92,9 +94,9 @@ func TestAMIWrongSecret(t *testing.T) {
 	e.ok("init")
 	e.startServe()
 	e.ok("account", "add", "alice", "--perms", "8")
-	e.withStdin("48151623\n").ok("account", "passcode", "alice", "--stdin")
+	e.passcode("alice", "48151623", aliceNumber)
 	e.ok("account", "set", "alice", "--extension", "201")
-	if out, code := e.call("48151623", "201", fwtest.ClientV4.String()); code != 0 {
+	if out, code := e.call("48151623", "201", fwtest.ClientV4.String(), "--channel", "SIP/201-0000001f"); code != 0 {
 		t.Fatalf("door with AMI refused: %s", out)
 	}
 	e.lab.Check(t, probe, ssh(true), from(fwtest.OtherV4, false))
@@ -170,9 +172,9 @@ func TestDoorGrantsPJSIPContacts(t *testing.T) {
 	e.ok("init")
 	e.startServe()
 	e.ok("account", "add", "bob", "--perms", "8")
-	e.withStdin("48151623\n").ok("account", "passcode", "bob", "--stdin")
+	e.passcode("bob", "48151623", "101")
 	e.ok("account", "set", "bob", "--extension", "202")
-	if out, code := e.call("48151623", "202", fwtest.OtherV4.String(), "--channel", "PJSIP/202-00000001"); code != 0 {
+	if out, code := e.call("48151623", "202", fwtest.OtherV4.String(), "--channel", "PJSIP/202-00000001"); code != 0 || askedNumber(out) {
 		t.Fatalf("call: %s", out)
 	}
 	e.lab.Check(t, probe, ssh(true), from(fwtest.OtherV4, false),

@@ -141,7 +141,7 @@ func BenchmarkDoorVsKnockd(b *testing.B) {
 func benchDoor(b *testing.B, name string, calls int, doorConf string) time.Duration {
 	e := newE2E(b)
 	defer e.stop()
-	e.appendConfig("[door]\nrate_per_minute = 1000000\nmax_grants = 100\n" + doorConf)
+	e.appendConfig("[door]\nrate_per_minute = 1000000\nmax_checks_per_minute = 1000000\nmax_grants = 100\n" + doorConf)
 	anyIP(b, e.lab)
 	e.lab.Echo(b, "udp", 5060)
 	e.ok("init")
@@ -226,11 +226,18 @@ func knockdRun(b *testing.B, lab *fwtest.Lab, calls int) time.Duration {
 func BenchmarkConcurrentSessions(b *testing.B) {
 	calls := benchCalls()
 	e := newE2E(b)
-	e.appendConfig("[door]\nrate_per_minute = 1000000\nmax_grants = 100\n" + os.Getenv("DIALGATE_BENCH_DOOR") + "[agi]\nmax_sessions = 2000\n")
+	e.appendConfig("[door]\nrate_per_minute = 1000000\nmax_checks_per_minute = 1000000\nmax_grants = 100\nmax_failures = 100\n" + os.Getenv("DIALGATE_BENCH_DOOR") + "[agi]\nmax_sessions = 2000\n")
 	e.ok("init")
 	e.startServe()
-	e.ok("account", "add", "bench", "--perms", "1")
-	e.withStdin("48151623\n").ok("account", "passcode", "bench", "--stdin")
+	// The door checks at most max_failures tries of one account at once
+	// (each is reserved against the account's lockout before its hash), so
+	// the calls are spread over enough accounts, numbered from 101.
+	accounts := (calls + 99) / 100
+	for a := 0; a < accounts; a++ {
+		name := fmt.Sprintf("bench%d", a)
+		e.ok("account", "add", name, "--perms", "1")
+		e.withStdin("48151623\n").ok("account", "passcode", name, "--stdin")
+	}
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -240,7 +247,9 @@ func BenchmarkConcurrentSessions(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tr, err := e.dial(sipCall("48151623", strconv.Itoa(i), benchAddr(i)))
+			call := sipCall("48151623", strconv.Itoa(i), benchAddr(i))
+			call.Digits[0] = strconv.Itoa(101+i%accounts) + "#"
+			tr, err := e.dial(call)
 			if err != nil || tr.Variables["DIALGATE_RESULT"] != "granted" {
 				mu.Lock()
 				if failed == 0 {

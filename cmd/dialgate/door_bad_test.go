@@ -33,11 +33,14 @@ func (e *e2e) dial(call agitest.Call) (tr agitest.Transcript, err error) {
 	return tr, err
 }
 
+// sipCall is a call from SIP endpoint callerID (no account's extension)
+// that keys the account number 101 (alice's; the first account given a
+// passcode) and then passcode, up to three times.
 func sipCall(passcode, callerID string, from fmt.Stringer) agitest.Call {
 	return agitest.Call{
 		Script:    "authorize",
 		Env:       map[string]string{"callerid": callerID, "channel": "SIP/" + callerID + "-0000002a"},
-		Digits:    []string{passcode + "#", passcode + "#", passcode + "#"},
+		Digits:    []string{aliceNumber + "#", passcode + "#", passcode + "#", passcode + "#"},
 		Variables: map[string]string{"CHANNEL(recvip)": from.String()},
 	}
 }
@@ -51,6 +54,9 @@ func TestDoorCallerHangsUpAtEachStep(t *testing.T) {
 	if err != nil || full.Variables["DIALGATE_RESULT"] != "granted" {
 		t.Fatalf("baseline call: %v %v", err, full.Variables)
 	}
+	if len(full.Commands) < 3 || !strings.HasPrefix(full.Commands[1], "GET DATA agent-user") || !strings.HasPrefix(full.Commands[2], "GET DATA agent-pass") {
+		t.Fatalf("the door should ask for the account number, then the passcode: %q", full.Commands)
+	}
 	e.ok("grants", "revoke", fwtest.ClientV4.String())
 	for n := 1; n <= len(full.Commands); n++ {
 		call := sipCall("48151623", "300", fwtest.ClientV4)
@@ -59,10 +65,11 @@ func TestDoorCallerHangsUpAtEachStep(t *testing.T) {
 		if err != nil {
 			t.Fatalf("hangup at command %d: %v", n, err)
 		}
-		// The passcode is checked after command 2 (GET DATA); from there on
-		// a grant may already be made, and must then be real.
+		// The passcode is checked after command 3 (ANSWER, GET DATA for the
+		// account number, GET DATA for the passcode); from there on a grant
+		// may already be made, and must then be real.
 		granted := strings.Contains(e.ok("grants", "list"), fwtest.ClientV4.String())
-		if n <= 2 && granted {
+		if n <= 3 && granted {
 			t.Fatalf("hangup at command %d (%s) still granted", n, tr.Commands)
 		}
 		if granted {
@@ -126,12 +133,12 @@ func TestDoorKeyedIP(t *testing.T) {
 	}{
 		{"0*0*0*0", "denied"},
 		{"224*0*0*1", "denied"},
-		{"10*1*2*3", "denied"}, // LAN: already admitted, a grant would mean nothing
+		{"10*1*2*3", "lan"}, // LAN: already admitted, a grant would mean nothing
 		{strings.ReplaceAll(fwtest.ClientV4.String(), ".", "*"), "granted"},
 	} {
 		call := sipCall("48151623", "302", fwtest.ClientV4)
 		call.Variables = nil // no channel address: the door must ask
-		call.Digits = []string{"48151623#", c.keyed + "#"}
+		call.Digits = []string{aliceNumber + "#", "48151623#", c.keyed + "#"}
 		call.WaitDigits = []rune{'#'}
 		tr, err := e.dial(call)
 		if err != nil || tr.Variables["DIALGATE_RESULT"] != c.want {
@@ -139,12 +146,18 @@ func TestDoorKeyedIP(t *testing.T) {
 		}
 	}
 	e.lab.Check(t, probe, ssh(true))
+	if gl := e.ok("grants", "list"); strings.Contains(gl, "10.1.2.3") || strings.Contains(gl, "224.0.0.1") {
+		t.Errorf("a refused keyed address was granted:\n%s", gl)
+	}
 }
 
 // TestDoorTenThousandWrongPasscodes: a flood of wrong passcodes from
-// many caller IDs. Every call ends cleanly with a refusal and an audit
-// record; nothing is granted; the lockout and the global rate limit keep
-// the expensive hash checks to a handful.
+// many caller IDs, a third keying alice's account number and the rest
+// numbers nobody has. Every call ends cleanly with a refusal and an audit
+// record; nothing is granted; the lockouts and the shared rate limit of
+// callers who key a number keep the expensive hash checks to a handful:
+// at most the rate's burst plus one a second, and no more than five
+// against alice (the rate limit usually refuses before her lock does).
 func TestDoorTenThousandWrongPasscodes(t *testing.T) {
 	e := doorSetup(t)
 	const calls, workers = 10000, 16
@@ -163,8 +176,11 @@ func TestDoorTenThousandWrongPasscodes(t *testing.T) {
 					if i > calls {
 						return nil
 					}
-					call := sipCall(fmt.Sprintf("%08d", i), fmt.Sprintf("%d", i%97), fwtest.ClientV4)
-					call.Digits = call.Digits[:1]
+					call := sipCall(fmt.Sprintf("%08d", i), fmt.Sprintf("5550%03d", i%97), fwtest.ClientV4)
+					call.Digits = call.Digits[:2]
+					if i%3 != 0 {
+						call.Digits[0] = fmt.Sprintf("%d#", 500+i%400) // no such account
+					}
 					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 					tr, err := agitest.Dial(ctx, agiAddr, call)
 					cancel()
@@ -180,7 +196,8 @@ func TestDoorTenThousandWrongPasscodes(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	t.Logf("%d wrong-passcode calls in %v: %v", calls, time.Since(start).Round(time.Millisecond), results)
+	took := time.Since(start)
+	t.Logf("%d wrong-passcode calls in %v: %v", calls, took.Round(time.Millisecond), results)
 	if results["denied"]+results["locked"] != calls {
 		t.Fatalf("every call must end denied or locked: %v", results)
 	}
@@ -192,4 +209,16 @@ func TestDoorTenThousandWrongPasscodes(t *testing.T) {
 	if n := strings.Count(out, `"Action": "passcode"`) + strings.Count(out, `"Action": "door"`); n < calls {
 		t.Fatalf("%d audit records for %d refused calls", n, calls)
 	}
+	// Each "wrong passcode (N digits)" record is one argon2id check (of a
+	// known account or the dummy hash); the shared bucket of callers who
+	// key a number holds 6 and refills one a second.
+	checks := strings.Count(out, "wrong passcode (")
+	if limit := 6 + int(took.Seconds()) + 2; checks == 0 || checks > limit {
+		t.Fatalf("%d passcode checks in %v, want 1 to %d", checks, took, limit)
+	}
+	alice := e.ok("audit", "--limit", "0", "--account", "alice", "--action", "passcode", "--result", "denied")
+	if n := strings.Count(alice, "wrong passcode ("); n > 5 {
+		t.Errorf("%d wrong passcodes checked against alice, want at most max_failures (5)", n)
+	}
+	t.Logf("%d passcode checks, %d against alice", checks, strings.Count(alice, "wrong passcode ("))
 }
