@@ -91,8 +91,8 @@ func (dt *doorTest) call(number, passcode, from string) string {
 func TestDoorGrantReachesTheKernel(t *testing.T) {
 	dt := newDoorTest(t)
 	num := dt.account("alice", "1,2", "48151623")
-	if num != "101" {
-		t.Errorf("first account number %q, want 101", num)
+	if len(num) != 6 {
+		t.Errorf("account number %q, want six digits", num)
 	}
 	from := netip.MustParseAddr("203.0.113.7")
 	if dt.fw.Admits(from, "udp", 5060) {
@@ -173,25 +173,33 @@ func TestCheckGrantable(t *testing.T) {
 func TestAccountNumbers(t *testing.T) {
 	dt := newDoorTest(t)
 	ctx := context.Background()
-	if n := dt.account("alice", "1", "11112222"); n != "101" {
+	// Numbers are random six-digit ones; a draw that is taken is drawn again.
+	draws := []int{101000, 102000, 101000, 103000, 104000}
+	orig := randomNumber
+	randomNumber = func() int { n := draws[0]; draws = draws[1:]; return n }
+	t.Cleanup(func() { randomNumber = orig })
+	if n := dt.account("alice", "1", "11112222"); n != "101000" {
 		t.Errorf("alice: %q", n)
 	}
-	// A number taken by hand is skipped by the counter.
 	if _, err := dt.d.AddAccount(ctx, AddAccountRequest{Name: "bob", Perms: "1"}); err != nil {
 		t.Fatal(err)
 	}
-	num := "102"
+	num := "102000"
 	if _, err := dt.d.UpdateAccount(ctx, "bob", UpdateAccountRequest{Number: &num}, Guard{}); err != nil {
 		t.Fatal(err)
 	}
-	if n := dt.account("carol", "1", "33334444"); n != "103" {
-		t.Errorf("carol: %q, want 103 (102 is bob's)", n)
+	if n := dt.account("carol", "1", "33334444"); n != "103000" {
+		t.Errorf("carol: %q, want 103000 (102000 is bob's, 101000 alice's)", n)
 	}
-	// Taking another's number or caller ID is refused, naming it.
-	taken := "101"
+	// A passcode change keeps the number.
+	if res, err := dt.d.SetPasscode(ctx, "alice", "55556666"); err != nil || res.Number != "101000" {
+		t.Errorf("passcode change: %v %v", res, err)
+	}
+	taken := "101000"
 	if _, err := dt.d.UpdateAccount(ctx, "bob", UpdateAccountRequest{Number: &taken}, Guard{}); !errors.Is(err, store.ErrExists) {
 		t.Errorf("taken number: %v", err)
 	}
+	// Taking another's caller ID is refused, naming it.
 	ids := []string{"+1 555 000 1111"}
 	if _, err := dt.d.UpdateAccount(ctx, "alice", UpdateAccountRequest{CallerIDs: &ids}, Guard{}); err != nil {
 		t.Fatal(err)
@@ -222,8 +230,8 @@ func TestAccountNumbers(t *testing.T) {
 	}
 	var old store.Account
 	dt.d.db.View(func(tx store.Tx) (err error) { old, err = tx.Account("old"); return err })
-	if old.Number != "104" {
-		t.Errorf("old account got number %q, want 104", old.Number)
+	if old.Number != "104000" {
+		t.Errorf("old account got number %q, want 104000", old.Number)
 	}
 	rs, _ := dt.d.Audit(AuditFilter{Action: "account.number"})
 	if len(rs) != 1 || rs[0].Account != "old" {

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
+	"math/big"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,38 +15,42 @@ import (
 	"github.com/dialgate/dialgate/store"
 )
 
-// firstAccountNumber is where automatic account numbers start: three
-// digits, easy to key, clear of 0-99 which some admins keep for staff.
-const firstAccountNumber = 101
+// Automatic account numbers are random and six digits long. Sequential
+// ones (101, 102, ...) would let anyone lock every account's number path
+// by guessing five times at each number in turn; random ones must first
+// be found, and a wrong number sounds the same as a wrong passcode.
+const (
+	minAutoNumber = 100000
+	maxAutoNumber = 999999
+)
 
-// keyNextNumber is the setting holding the next automatic number.
-const keyNextNumber = "door.next_number"
+// randomNumber draws an automatic account number; tests replace it.
+var randomNumber = func() int {
+	n, err := rand.Int(rand.Reader, big.NewInt(maxAutoNumber-minAutoNumber+1))
+	if err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return minAutoNumber + int(n.Int64())
+}
 
-// assignNumber gives a an account number if it has none: the next free
-// one from a counter kept in the store, so no scan of the accounts.
+// assignNumber gives a an account number if it has none: a random one
+// that no account holds.
 func assignNumber(tx store.Tx, a *store.Account) error {
 	if a.Number != "" {
 		return nil
 	}
-	n := firstAccountNumber
-	if raw, err := tx.Setting(keyNextNumber); err == nil {
-		if v, err := strconv.Atoi(string(raw)); err == nil && v >= firstAccountNumber {
-			n = v
-		}
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	for {
-		num := strconv.Itoa(n)
-		n++
-		if _, err := tx.AccountByNumber(num); errors.Is(err, store.ErrNotFound) {
+	for range 1000 {
+		num := strconv.Itoa(randomNumber())
+		_, err := tx.AccountByNumber(num)
+		if errors.Is(err, store.ErrNotFound) {
 			a.Number = num
-			break
-		} else if err != nil {
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 	}
-	return tx.PutSetting(keyNextNumber, []byte(strconv.Itoa(n)))
+	return errors.New("no free account number found in 1000 draws; set one with account set --number")
 }
 
 // numberMissingAccounts gives every account that has a passcode but no

@@ -174,12 +174,16 @@ func (c *call) verify(ctx context.Context, digits string, try int) (*store.Accou
 		return nil, c.end(ResultDenied, ReasonRateLimited, c.cfg.Sounds.Failed, which+" rate limit reached"), true
 	}
 	keys := c.keys()
-	until, ok, err := c.inflight.reserve(c.deps.Store, c.policy(), keys, c.now())
-	if err != nil {
+	until, ok, err := c.inflight.reserve(ctx, c.deps.Store, c.policy(), keys, c.now, c.cfg.DigitTimeout)
+	switch {
+	case errors.Is(err, errBusy):
+		return nil, c.end(ResultDenied, ReasonRateLimited, c.cfg.Sounds.Failed, err.Error()), true
+	case err != nil && (ctx.Err() != nil || c.s.HungUp()):
+		return nil, c.broke(err, fmt.Sprintf("passcode try %d", try)), true
+	case err != nil:
 		return nil, c.end(ResultError, ReasonStore, c.cfg.Sounds.Failed, "lockout: "+err.Error()), true
-	}
-	if !ok {
-		return nil, c.end(ResultLocked, ReasonLocked, c.cfg.Sounds.Locked, fmt.Sprintf("no tries left until %s", until.UTC().Format(time.RFC3339))), true
+	case !ok:
+		return nil, c.end(ResultLocked, ReasonLocked, c.cfg.Sounds.Locked, "locked until "+until.UTC().Format(time.RFC3339)), true
 	}
 	released := false
 	release := func() {

@@ -535,3 +535,39 @@ func TestEndpointOf(t *testing.T) {
 		}
 	}
 }
+
+// More parallel callers with the right passcode than an account has tries
+// left all get in: tries in flight are waited for, not taken as a lock.
+func TestParallelRightCallsAreNotLocked(t *testing.T) {
+	h := newHarness(t)
+	h.account("alice", "101", alicePass)
+	h.setConfig(func(c *Config) { c.Tries = 1; c.RatePerMinute = 1000; c.MaxChecksPerMinute = 1000 })
+	var wg sync.WaitGroup
+	results := make(chan string, 20)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			results <- outcome(h.call(sip(fmt.Sprintf("SIP/trunk-%08x", i), fmt.Sprintf("55500%02d", i), traveler, "101#", alicePass+"#")))
+		}(i)
+	}
+	wg.Wait()
+	close(results)
+	for r := range results {
+		if r != "granted/granted" {
+			t.Errorf("parallel right call: %s", r)
+		}
+	}
+}
+
+// A caller ID bound to an account that cannot be used does not trap the
+// caller: the door asks for an account number.
+func TestUnusableBoundCallerIDFallsBackToNumber(t *testing.T) {
+	h := newHarness(t)
+	h.account("old", "100", alicePass, func(a *store.Account) { a.Enabled = false; a.CallerIDs = []string{"555"} })
+	h.account("alice", "101", alicePass)
+	tr := h.call(sip("SIP/trunk-00000001", "555", traveler, "101#", alicePass+"#"))
+	if got := outcome(tr); got != "granted/granted" {
+		t.Errorf("%s\n%s", got, strings.Join(tr.Commands, "\n"))
+	}
+}

@@ -51,12 +51,14 @@ func (c *call) identify(ctx context.Context) (Outcome, bool) {
 		if c.hasCID {
 			a, err := tx.AccountByCallerID(c.cid)
 			switch {
-			case err == nil:
+			case err == nil && a.Enabled && a.PasscodeHash != "":
 				id = identity{acct: a, found: true, bound: true, how: "callerid"}
 				return nil
-			case !errors.Is(err, store.ErrNotFound):
+			case err != nil && !errors.Is(err, store.ErrNotFound):
 				return err
 			}
+			// Bound to an account that cannot be used (disabled, no
+			// passcode): the caller may still key another account's number.
 		}
 		return nil
 	})

@@ -1,6 +1,8 @@
 package door
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -82,42 +84,68 @@ func (l *limits) sweep(now time.Time) {
 // max_failures. They live in memory because they only matter while the
 // calls that hold them do.
 type reservations struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu   sync.Mutex
+	n    map[string]int
+	wake chan struct{} // closed and replaced on every release
 }
 
-func newReservations() *reservations { return &reservations{n: map[string]int{}} }
+func newReservations() *reservations {
+	return &reservations{n: map[string]int{}, wake: make(chan struct{})}
+}
 
-// reserve takes one try from every key, or none: ok is false when a key is
-// locked or has no tries left, until then the time its lock ends (zero
-// when only tries in flight hold it).
-func (r *reservations) reserve(db store.Store, p auth.LockoutPolicy, keys []string, now time.Time) (until time.Time, ok bool, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	err = db.View(func(tx store.Tx) error {
-		for _, k := range keys {
-			left, u, err := p.Remaining(tx, k, now)
-			if err != nil {
-				return err
-			}
-			if left-r.n[k] <= 0 {
-				if u.After(until) {
-					until = u
+// errBusy means a key's last tries are all being checked by other calls
+// and none finished within the wait.
+var errBusy = errors.New("every try left is being checked by other calls")
+
+// reserve takes one try from every key, or none. ok is false when a key
+// is locked (until is when the lock ends). A key whose remaining tries are
+// all in flight in other calls is waited for, up to wait: those calls
+// either fail, and the stored lock then answers, or succeed and give
+// their tries back. Refusing at once would tell a right caller "locked"
+// while nothing is locked.
+func (r *reservations) reserve(ctx context.Context, db store.Store, p auth.LockoutPolicy, keys []string, now func() time.Time, wait time.Duration) (until time.Time, ok bool, err error) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		busy := false
+		err = db.View(func(tx store.Tx) error {
+			for _, k := range keys {
+				left, u, err := p.Remaining(tx, k, now())
+				if err != nil {
+					return err
 				}
-				ok = false
-				return nil
+				if left == 0 {
+					until = u
+					return nil
+				}
+				if left-r.n[k] <= 0 {
+					busy = true
+				}
 			}
+			return nil
+		})
+		if err != nil || !until.IsZero() {
+			r.mu.Unlock()
+			return until, false, err
 		}
-		ok = true
-		return nil
-	})
-	if err != nil || !ok {
-		return until, false, err
+		if !busy {
+			for _, k := range keys {
+				r.n[k]++
+			}
+			r.mu.Unlock()
+			return time.Time{}, true, nil
+		}
+		wake := r.wake
+		r.mu.Unlock()
+		select {
+		case <-wake:
+		case <-timer.C:
+			return time.Time{}, false, errBusy
+		case <-ctx.Done():
+			return time.Time{}, false, ctx.Err()
+		}
 	}
-	for _, k := range keys {
-		r.n[k]++
-	}
-	return time.Time{}, true, nil
 }
 
 func (r *reservations) release(keys []string) {
@@ -128,4 +156,6 @@ func (r *reservations) release(keys []string) {
 			delete(r.n, k)
 		}
 	}
+	close(r.wake)
+	r.wake = make(chan struct{})
 }
