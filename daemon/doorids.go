@@ -145,8 +145,9 @@ func (d *Daemon) Lockouts() ([]LockoutInfo, error) {
 }
 
 // ClearLockouts removes lockout records: one key ("cid:5551234",
-// "acct:alice", "bound:alice"), every key of an account (its name), or all
-// ("" with all set). It returns the keys it removed.
+// "num:482913", "bound:alice"), every key of an account (its name: its
+// bound key and its number's), or all ("" with all set). It returns the
+// keys it removed.
 func (d *Daemon) ClearLockouts(ctx context.Context, what string, all bool) ([]string, error) {
 	rec := store.AuditRecord{Action: "lockout.clear", Actor: "cli", Subject: what}
 	var cleared []string
@@ -155,9 +156,15 @@ func (d *Daemon) ClearLockouts(ctx context.Context, what string, all bool) ([]st
 		if err != nil {
 			return err
 		}
+		mine := map[string]bool{}
+		if a, err := tx.Account(what); err == nil {
+			mine["bound:"+a.Name] = true
+			if a.Number != "" {
+				mine["num:"+a.Number] = true
+			}
+		}
 		for _, l := range ls {
-			_, name, _ := strings.Cut(l.Key, ":")
-			if all || l.Key == what || (strings.HasPrefix(l.Key, "acct:") || strings.HasPrefix(l.Key, "bound:")) && name == what {
+			if all || l.Key == what || mine[l.Key] {
 				if err := tx.DeleteLockout(l.Key); err != nil {
 					return err
 				}

@@ -156,12 +156,14 @@ func (c *call) keys() []string {
 	if c.hasCID {
 		ks = append(ks, "cid:"+c.cid)
 	}
-	if c.id.found {
-		if c.id.bound {
-			ks = append(ks, "bound:"+c.id.acct.Name)
-		} else {
-			ks = append(ks, "acct:"+c.id.acct.Name)
-		}
+	switch {
+	case c.id.bound:
+		ks = append(ks, "bound:"+c.id.acct.Name)
+	case c.id.number != "":
+		// The keyed number, whether an account has it or not: a number
+		// nobody has locks the same way, so "locked" never tells a
+		// guesser that a number exists.
+		ks = append(ks, "num:"+c.id.number)
 	}
 	return ks
 }

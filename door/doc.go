@@ -44,12 +44,14 @@
 // against every lockout key before the hash, so parallel calls cannot
 // take more than max_failures tries within failure_window. Lockout keys
 // are what belongs to one caller: the caller ID (when one is presented),
-// and the identified account, counted apart for bound callers
-// ("bound:alice") and for callers who keyed the number ("acct:alice").
+// and the account: "bound:alice" for a caller identified by extension or
+// caller ID, "num:<number>" for one who keyed a number, whether an
+// account has it or not, so that a lock never tells a guesser which
+// numbers exist.
 // Never the channel's peer: every caller through one provider trunk or
 // Local channel shares that, and one caller's guesses would lock them all.
 //
-// So a guesser gets at most max_failures tries per account per
+// So a guesser gets at most max_failures tries per account number per
 // failure_window (5 per 15 minutes by default) and, across all accounts,
 // rate_per_minute tries a minute (60 by default), each costing the PBX
 // one hash. A guesser who spoofs a bound caller ID can lock that

@@ -571,3 +571,22 @@ func TestUnusableBoundCallerIDFallsBackToNumber(t *testing.T) {
 		t.Errorf("%s\n%s", got, strings.Join(tr.Commands, "\n"))
 	}
 }
+
+// A number nobody has locks after max_failures just as a real one does:
+// "locked" must not tell a guesser which numbers exist.
+func TestUnknownNumbersLockLikeKnownOnes(t *testing.T) {
+	h := newHarness(t)
+	h.account("alice", "101", alicePass)
+	h.setConfig(func(c *Config) { c.Tries = 1; c.RatePerMinute = 1000; c.MaxChecksPerMinute = 1000 })
+	for _, number := range []string{"101", "999"} {
+		var got []string
+		for i := 0; i < 6; i++ {
+			// A new caller ID each time: only the number's key counts.
+			got = append(got, outcome(h.call(sip("SIP/trunk-00000001", fmt.Sprintf("+1555%s%04d", number, i), traveler, number+"#", wrongPass+"#"))))
+		}
+		want := "denied/wrong-passcode denied/wrong-passcode denied/wrong-passcode denied/wrong-passcode locked/locked locked/locked"
+		if strings.Join(got, " ") != want {
+			t.Errorf("number %s: %v", number, got)
+		}
+	}
+}

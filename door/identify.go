@@ -13,8 +13,9 @@ import (
 type identity struct {
 	acct  store.Account
 	found bool   // false: an unknown account number (checked against the dummy hash)
-	bound bool   // identified without keying (own extension, bound caller ID)
-	how   string // "extension", "callerid", "number", "" before identify
+	bound  bool   // identified without keying (own extension, bound caller ID)
+	number string // the account number keyed, if any (found or not)
+	how    string // "extension", "callerid", "number", "" before identify
 }
 
 // limitKey is the rate-limit bucket of the identity: its own for a bound
@@ -77,7 +78,7 @@ func (c *call) identify(ctx context.Context) (Outcome, bool) {
 		if digits == "" {
 			continue
 		}
-		c.id = identity{how: "number"}
+		c.id = identity{how: "number", number: digits}
 		err = c.deps.Store.View(func(tx store.Tx) error {
 			a, err := tx.AccountByNumber(digits)
 			if err == nil {

@@ -408,7 +408,7 @@ func newLockoutsCmd(g *globals) *cobra.Command {
 	var all bool
 	clearCmd := &cobra.Command{
 		Use:   "clear KEY|ACCOUNT",
-		Short: "Clear a lockout key (cid:5551234, acct:alice, bound:alice), every key of an account, or --all",
+		Short: "Clear a lockout key (cid:5551234, num:482913, bound:alice), every key of an account, or --all",
 		Example: `  dialgate lockouts clear alice
   dialgate lockouts clear cid:+15551234567
   dialgate lockouts clear --all`,
