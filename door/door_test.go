@@ -209,19 +209,10 @@ func TestLockoutRaceParallelCalls(t *testing.T) {
 	h := newHarness(t)
 	h.account("alice", "101", alicePass)
 	h.setConfig(func(c *Config) { c.Tries = 1; c.RatePerMinute = 1000; c.MaxChecksPerMinute = 1000 })
-	var wg sync.WaitGroup
-	results := make(chan string, 50)
-	for i := 0; i < 50; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			results <- outcome(h.call(sip(fmt.Sprintf("SIP/trunk-%08x", i), "666", traveler, "101#", wrongPass+"#")))
-		}(i)
-	}
-	wg.Wait()
-	close(results)
 	counts := map[string]int{}
-	for r := range results {
+	for _, r := range h.parallel(50, func(i int) agitest.Call {
+		return sip(fmt.Sprintf("SIP/trunk-%08x", i), "666", traveler, "101#", wrongPass+"#")
+	}) {
 		counts[r]++
 	}
 	if got := h.checks.Load(); got != 5 {
@@ -542,18 +533,9 @@ func TestParallelRightCallsAreNotLocked(t *testing.T) {
 	h := newHarness(t)
 	h.account("alice", "101", alicePass)
 	h.setConfig(func(c *Config) { c.Tries = 1; c.RatePerMinute = 1000; c.MaxChecksPerMinute = 1000 })
-	var wg sync.WaitGroup
-	results := make(chan string, 20)
-	for i := 0; i < 20; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			results <- outcome(h.call(sip(fmt.Sprintf("SIP/trunk-%08x", i), fmt.Sprintf("55500%02d", i), traveler, "101#", alicePass+"#")))
-		}(i)
-	}
-	wg.Wait()
-	close(results)
-	for r := range results {
+	for _, r := range h.parallel(20, func(i int) agitest.Call {
+		return sip(fmt.Sprintf("SIP/trunk-%08x", i), fmt.Sprintf("55500%02d", i), traveler, "101#", alicePass+"#")
+	}) {
 		if r != "granted/granted" {
 			t.Errorf("parallel right call: %s", r)
 		}

@@ -196,9 +196,21 @@ func (h *harness) call(c agitest.Call) agitest.Transcript {
 	defer cancel()
 	tr, err := agitest.Dial(ctx, h.addr, c)
 	if err != nil && !errors.Is(err, io.EOF) {
-		h.t.Fatalf("call: %v\n%s", err, strings.Join(tr.Commands, "\n"))
+		// Errorf, not Fatalf: parallel calls run off the test goroutine.
+		h.t.Errorf("call: %v\n%s", err, strings.Join(tr.Commands, "\n"))
 	}
 	return tr
+}
+
+// parallel places n calls at once and returns their outcomes.
+func (h *harness) parallel(n int, call func(i int) agitest.Call) []string {
+	out := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { out[i] = outcome(h.call(call(i))) })
+	}
+	wg.Wait()
+	return out
 }
 
 func outcome(tr agitest.Transcript) string {
@@ -215,4 +227,3 @@ func (h *harness) lock(key string, d time.Duration) {
 		h.t.Fatal(err)
 	}
 }
-

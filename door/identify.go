@@ -11,8 +11,8 @@ import (
 
 // identity is who the door thinks is calling, before any passcode.
 type identity struct {
-	acct  store.Account
-	found bool   // false: an unknown account number (checked against the dummy hash)
+	acct   store.Account
+	found  bool   // false: an unknown account number (checked against the dummy hash)
 	bound  bool   // identified without keying (own extension, bound caller ID)
 	number string // the account number keyed, if any (found or not)
 	how    string // "extension", "callerid", "number", "" before identify
