@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -248,7 +249,7 @@ func newTestCallCmd(g *globals) *cobra.Command {
 would, sends a realistic agi_* environment for a SIP call, answers the
 door's commands, keys the passcode, and prints what the door did and its
 DIALGATE_RESULT. Use it to test the whole path without a phone.`,
-		Example: `  dialgate test-call --account 101 --passcode 48151623 --remote-addr 203.0.113.7
+		Example: `  dialgate test-call --account 4711 --passcode 48151623 --remote-addr 203.0.113.7
   dialgate test-call --passcode 1111 --tries 3 --callerid +15551234567   # a bound caller ID`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -275,8 +276,11 @@ DIALGATE_RESULT. Use it to test the whole path without a phone.`,
 			}
 			vars := map[string]string{}
 			if remote != "" {
+				// As each channel driver answers: chan_sip without a
+				// port, chan_pjsip with one.
 				vars["CHANNEL(peerip)"] = remote
 				vars["CHANNEL(recvip)"] = remote
+				vars["CHANNEL(pjsip,remote_addr)"] = net.JoinHostPort(remote, "5060")
 			}
 			args := []string{}
 			if arg != "" {
@@ -312,7 +316,7 @@ DIALGATE_RESULT. Use it to test the whole path without a phone.`,
 	f.StringVar(&number, "account", "", "account number to key first (leave out when the caller ID or channel identifies the account)")
 	f.StringVar(&callerID, "callerid", "100", "caller ID to present")
 	f.StringVar(&channel, "channel", "SIP/traveler-00000001", "channel name to present")
-	f.StringVar(&remote, "remote-addr", "", "the caller's SIP address, as CHANNEL(recvip)/CHANNEL(peerip) answer it")
+	f.StringVar(&remote, "remote-addr", "", "the caller's SIP address, as CHANNEL(recvip), CHANNEL(peerip) and CHANNEL(pjsip,remote_addr) answer it")
 	f.StringVar(&arg, "arg", "", "first AGI argument (an address the dialplan passes)")
 	f.StringVar(&keyIP, "key-ip", "", "address to key when the door asks for one")
 	f.IntVar(&tries, "tries", 1, "how many times to key the passcode")

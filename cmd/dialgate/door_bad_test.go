@@ -34,8 +34,7 @@ func (e *e2e) dial(call agitest.Call) (tr agitest.Transcript, err error) {
 }
 
 // sipCall is a call from SIP endpoint callerID (no account's extension)
-// that keys the account number 101 (alice's; the first account given a
-// passcode) and then passcode, up to three times.
+// that keys alice's account number and then passcode, up to three times.
 func sipCall(passcode, callerID string, from fmt.Stringer) agitest.Call {
 	return agitest.Call{
 		Script:    "authorize",

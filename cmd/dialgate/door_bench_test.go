@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -95,30 +96,9 @@ func BenchmarkDoorAccounts(b *testing.B) {
 		e.seedAccounts(b, n, "48151623")
 		e.startServe()
 		number := strconv.Itoa(10000 + n - 1) // the last account
-		var lat []time.Duration
-		for i := 0; i < calls; i++ {
-			src := benchAddr(i % 30000)
-			start := make(chan time.Time, 1)
-			var wg sync.WaitGroup
-			var got time.Time
-			var perr error
-			wg.Add(1)
-			go func() { defer wg.Done(); got, perr = firstAccepted(e.lab, src, start, 5*time.Second) }()
-			call := doorCall(number, "48151623", fmt.Sprintf("+1555%07d", i), src.String())
-			var t0 time.Time
-			call.AfterDigits = func(k int) {
-				if k == len(call.Digits) {
-					t0 = time.Now()
-					start <- t0
-				}
-			}
-			tr, err := e.dial(call)
-			wg.Wait()
-			if err != nil || perr != nil || tr.Variables["DIALGATE_RESULT"] != "granted" {
-				b.Fatalf("%d accounts, call %d: %v %v %v", n, i, err, perr, tr.Variables)
-			}
-			lat = append(lat, got.Sub(t0))
-		}
+		lat := doorLatencies(b, e, calls, 2, func(i int, src netip.Addr) agitest.Call {
+			return doorCall(number, "48151623", fmt.Sprintf("+1555%07d", i), src.String())
+		})
 		p50[n], _ = percentiles(b, fmt.Sprintf("accounts-%d", n), lat)
 		if n == 10000 {
 			// CPU per wrong guess: each call keys one wrong passcode.

@@ -13,8 +13,8 @@ import (
 	"github.com/dialgate/dialgate/firewall/fwtest"
 )
 
-// aliceNumber is the account number the door asks for: `account
-// passcode` gives the first account with a passcode 101.
+// aliceNumber is the account number the door asks for alice's; the tests
+// set it (`account passcode` would draw a random one).
 const aliceNumber = "101"
 
 // doorSetup starts a daemon with an account "alice" (SSH) whose passcode
@@ -36,6 +36,8 @@ func doorSetup(t testing.TB, conf ...string) *e2e {
 // CLI says callers key before it.
 func (e *e2e) passcode(account, code, wantNumber string) {
 	e.t.Helper()
+	// Numbers are random unless set: these tests name theirs.
+	e.ok("account", "set", account, "--number", wantNumber)
 	out := e.withStdin(code+"\n").ok("account", "passcode", account, "--stdin")
 	if !strings.Contains(out, "account number "+wantNumber+":") {
 		e.t.Fatalf("account passcode %s: want account number %s:\n%s", account, wantNumber, out)
@@ -176,7 +178,7 @@ func TestPhoneDoorLockout(t *testing.T) {
 	e.lab.Check(t, probe, ssh(false))
 
 	ls := e.ok("lockouts", "list")
-	for _, key := range []string{"cid:666", "acct:alice"} {
+	for _, key := range []string{"cid:666", "num:" + aliceNumber} {
 		if !lockedIn(ls, key) {
 			t.Errorf("lockouts list: %s is not locked:\n%s", key, ls)
 		}
@@ -191,13 +193,13 @@ func TestPhoneDoorLockout(t *testing.T) {
 	}
 
 	// Clearing alice's number reopens it, not the caller ID.
-	if out := e.ok("lockouts", "clear", "acct:alice"); !strings.Contains(out, "acct:alice cleared") {
-		t.Fatalf("lockouts clear acct:alice:\n%s", out)
+	if out := e.ok("lockouts", "clear", "num:"+aliceNumber); !strings.Contains(out, "num:"+aliceNumber+" cleared") {
+		t.Fatalf("lockouts clear num:%s:\n%s", aliceNumber, out)
 	}
 	out, _ = e.call("48151623", "666", fwtest.ClientV4.String(), "--account", aliceNumber)
 	wantOutcome(t, "caller ID still locked", out, "locked", "locked")
 	out, _ = e.call("48151623", "777", fwtest.ClientV4.String(), "--account", aliceNumber)
-	wantOutcome(t, "after lockouts clear acct:alice", out, "granted", "granted")
+	wantOutcome(t, "after lockouts clear num:"+aliceNumber, out, "granted", "granted")
 	e.lab.Check(t, probe, ssh(true))
 	e.ok("grants", "revoke", fwtest.ClientV4.String())
 
@@ -290,7 +292,7 @@ func TestPhoneDoorTrunkCallersAreNotLockedTogether(t *testing.T) {
 		// The locks are the guesser's caller ID and alice's keyed number;
 		// nothing names the trunk.
 		ls := e.ok("lockouts", "list")
-		if !lockedIn(ls, "cid:+15550666") || !lockedIn(ls, "acct:alice") {
+		if !lockedIn(ls, "cid:+15550666") || !lockedIn(ls, "num:"+aliceNumber) {
 			t.Errorf("%s: lockouts list:\n%s", trunk, ls)
 		}
 		for _, no := range []string{"trunk", "bob", "bound:alice", "+15550102", "+15550201"} {
