@@ -88,13 +88,13 @@ func (c *call) run(ctx context.Context) Outcome {
 	if out, done := c.identify(ctx); done {
 		return out
 	}
-	keyed := false
+	keyed, wrong := false, false
 	for try := 1; try <= c.cfg.Tries; try++ {
 		if out, locked := c.checkLocked(); locked {
 			return out
 		}
 		prompt := c.cfg.Sounds.Prompt
-		if try > 1 {
+		if wrong {
 			prompt = c.cfg.Sounds.Incorrect // it asks for the passcode again itself
 		}
 		digits, _, err := c.s.GetData(ctx, prompt, c.cfg.DigitTimeout, maxPasscodeDigits)
@@ -103,9 +103,10 @@ func (c *call) run(ctx context.Context) Outcome {
 		}
 		if digits == "" {
 			c.audit("passcode", ResultDenied, ReasonNoPasscode, fmt.Sprintf("try %d: nothing keyed", try))
+			wrong = false
 			continue
 		}
-		keyed = true
+		keyed, wrong = true, true
 		acct, out, done := c.verify(ctx, digits, try)
 		if done {
 			return out
