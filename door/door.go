@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
@@ -146,7 +147,8 @@ type Deps struct {
 	// account numbers; it should match the cost of real passcodes.
 	Hash auth.Params
 	// Concurrency bounds the argon2id checks running at once (each holds
-	// Hash.Memory); 0 means 2.
+	// Hash.Memory); 0 means one per Hash.Threads cores, at least one: a
+	// check on two lanes already keeps two cores busy.
 	Concurrency int
 }
 
@@ -192,7 +194,8 @@ func New(deps Deps) (*Door, error) {
 		return nil, fmt.Errorf("door: dummy hash: %w", err)
 	}
 	return &Door{
-		deps: deps, dummy: dummy, slots: make(chan struct{}, cmpOr(deps.Concurrency, 2)), verify: auth.VerifyPasscode,
+		deps: deps, dummy: dummy, verify: auth.VerifyPasscode,
+		slots: make(chan struct{}, cmpOr(deps.Concurrency, max(1, runtime.GOMAXPROCS(0)/int(max(deps.Hash.Threads, 1))))),
 		contacts: deps.Contacts, limits: newLimits(), inflight: newReservations(),
 	}, nil
 }

@@ -247,11 +247,16 @@ func BenchmarkConcurrentSessions(b *testing.B) {
 	e.appendConfig("[door]\nrate_per_minute = 1000000\nmax_checks_per_minute = 1000000\nmax_grants = 100\nmax_failures = 100\n" + os.Getenv("DIALGATE_BENCH_DOOR") + "[agi]\nmax_sessions = 2000\n")
 	e.ok("init")
 	e.startServe()
-	// One account for every call: tries beyond max_failures in flight at
-	// once wait for a slot, they are not refused.
-	e.ok("account", "add", "bench", "--perms", "1")
-	e.ok("account", "set", "bench", "--number", aliceNumber)
-	e.withStdin("48151623\n").ok("account", "passcode", "bench", "--stdin")
+	// An account has max_failures (100 here) tries in flight at once; the
+	// rest wait up to digit_timeout for one. 1 000 calls to one account
+	// would outwait that, so they are spread over accounts 1000, 1001, ...
+	accounts := (calls + 99) / 100
+	for a := 0; a < accounts; a++ {
+		name := fmt.Sprintf("bench%d", a)
+		e.ok("account", "add", name, "--perms", "1")
+		e.ok("account", "set", name, "--number", strconv.Itoa(1000+a))
+		e.withStdin("48151623\n").ok("account", "passcode", name, "--stdin")
+	}
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -261,7 +266,9 @@ func BenchmarkConcurrentSessions(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tr, err := e.dial(sipCall("48151623", strconv.Itoa(i), benchAddr(i)))
+			call := sipCall("48151623", strconv.Itoa(i), benchAddr(i))
+			call.Digits[0] = strconv.Itoa(1000+i%accounts) + "#"
+			tr, err := e.dial(call)
 			if err != nil || tr.Variables["DIALGATE_RESULT"] != "granted" {
 				mu.Lock()
 				if failed == 0 {
