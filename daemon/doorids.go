@@ -3,9 +3,9 @@ package daemon
 import (
 	"context"
 	"crypto/rand"
-	"math/big"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"

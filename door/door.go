@@ -195,7 +195,7 @@ func New(deps Deps) (*Door, error) {
 	}
 	return &Door{
 		deps: deps, dummy: dummy, verify: auth.VerifyPasscode,
-		slots: make(chan struct{}, cmpOr(deps.Concurrency, max(1, runtime.GOMAXPROCS(0)/int(max(deps.Hash.Threads, 1))))),
+		slots:    make(chan struct{}, cmpOr(deps.Concurrency, max(1, runtime.GOMAXPROCS(0)/int(max(deps.Hash.Threads, 1))))),
 		contacts: deps.Contacts, limits: newLimits(), inflight: newReservations(),
 	}, nil
 }
