@@ -38,6 +38,8 @@ type Daemon struct {
 	// ami is the Asterisk Manager client, nil unless [ami] is enabled.
 	ami     *ami.Client
 	metrics *metrics
+	// takeOver is Options.TakeOver.
+	takeOver bool
 }
 
 func (d *Daemon) config() Config { return *d.cfg.Load() }
@@ -52,6 +54,9 @@ type Options struct {
 	// Contacts finds registered SIP contacts (the AMI client); nil: the
 	// door uses the calling channel's address.
 	Contacts ContactLookup
+	// TakeOver lets Run replace a kernel firewall that another dialgate
+	// install (another database) owns.
+	TakeOver bool
 }
 
 // New opens the store. It fails fast if another process holds it.
@@ -70,16 +75,24 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d := &Daemon{
 		configPath: opts.ConfigPath, log: log, db: db,
-		fw: opts.Backend, resolver: res, now: time.Now,
+		fw: opts.Backend, resolver: res, now: time.Now, takeOver: opts.TakeOver,
 	}
 	cfg := opts.Config
 	d.cfg.Store(&cfg)
+	d.logWarnings(cfg)
 	d.metrics = newMetrics(d)
 	if d.door, err = d.newDoor(opts.Contacts); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// logWarnings logs the risky settings of a config just loaded.
+func (d *Daemon) logWarnings(c Config) {
+	for _, w := range c.Warnings {
+		d.log.Warn("config: " + w)
+	}
 }
 
 // Close closes the store. The firewall stays in the kernel on purpose: a
@@ -325,6 +338,10 @@ func (d *Daemon) AddEntry(ctx context.Context, req AddEntryRequest) (EntryInfo, 
 			if err != nil {
 				return nil, err
 			}
+			if !req.Force && !auth.PermsWithin(perms, acct.Perms) {
+				return nil, fmt.Errorf("perms %s: %w: wider than account %q's perms %s; widen the account (dialgate account set %s --perms ...) or insist with --force",
+					perms, auth.ErrNeedsForce, acct.Name, permsOrNone(acct.Perms), acct.Name)
+			}
 			e, err := tx.AddEntry(store.Entry{Account: req.Account, Kind: req.Kind, Value: value,
 				Perms: perms, Comment: req.Comment, Force: req.Force, Created: d.now(), Refresh: req.Refresh})
 			if err != nil {
@@ -548,6 +565,7 @@ func (d *Daemon) reload(ctx context.Context, g Guard) error {
 			return err
 		}
 		d.cfg.Store(cfg)
+		d.logWarnings(*cfg)
 	}
 	if err := d.purgeExpired(); err != nil {
 		return err
@@ -610,7 +628,7 @@ func (d *Daemon) Status(ctx context.Context) (StatusInfo, error) {
 	if err != nil {
 		return StatusInfo{}, err
 	}
-	st := StatusInfo{Firewall: fw, DB: d.db.Path(), Time: d.now()}
+	st := StatusInfo{Firewall: fw, DB: d.db.Path(), Time: d.now(), Warnings: d.config().Warnings}
 	err = d.db.View(func(tx store.Tx) error {
 		accounts, err := tx.Accounts()
 		if err != nil {

@@ -15,8 +15,9 @@ import (
 // a boot runs before the network comes up, so the server is filtered
 // from its first packet even if the daemon then fails to start. Grants
 // come back with their remaining life; FQDNs at their last-known
-// addresses. It refuses to run while the daemon holds the database.
-func Restore(ctx context.Context, cfg Config, fw firewall.Backend, log *slog.Logger) error {
+// addresses. It refuses to run while the daemon holds the database, and
+// to replace a firewall another dialgate install owns unless force.
+func Restore(ctx context.Context, cfg Config, fw firewall.Backend, log *slog.Logger, force bool) error {
 	db, err := store.Open(cfg.DB, store.Options{})
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("restore: %w; the daemon keeps the firewall itself (use dialgate reload)", err)
@@ -25,6 +26,14 @@ func Restore(ctx context.Context, cfg Config, fw firewall.Backend, log *slog.Log
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer db.Close()
+	if log == nil {
+		log = slog.Default()
+	}
+	release, err := claimKernel(ctx, fw, db, force, log)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer release()
 	var st firewall.State
 	err = db.View(func(tx store.Tx) (err error) {
 		st, err = desiredState(tx, cfg.FirewallRules(), time.Now())

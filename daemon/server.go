@@ -27,7 +27,24 @@ import (
 // Run applies the stored state to the kernel and serves the LocalAPI
 // until ctx is done. It leaves the firewall in place when it returns.
 func (d *Daemon) Run(ctx context.Context) error {
+	// Claim everything a second dialgate would collide on before touching
+	// the kernel: the LocalAPI socket, then this namespace's lock and the
+	// kernel's owner mark. Otherwise a second daemon would apply its own
+	// state first and only then find out it is not alone.
+	ln, err := listenSocket(d.config().Socket)
+	if err != nil {
+		return err
+	}
+	release, err := claimKernel(ctx, d.fw, d.db, d.takeOver, d.log)
+	if err != nil {
+		ln.Close()
+		os.Remove(d.config().Socket)
+		return err
+	}
+	defer release()
 	if err := d.purgeExpired(); err != nil {
+		ln.Close()
+		os.Remove(d.config().Socket)
 		return err
 	}
 	// The kernel gets the stored state (FQDNs at their last-known
@@ -35,17 +52,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// so a dead name server never delays the firewall.
 	start := time.Now()
 	d.mu.Lock()
-	err := d.applyStored(ctx, false)
+	err = d.applyStored(ctx, false)
 	d.mu.Unlock()
 	if err != nil {
+		ln.Close()
+		os.Remove(d.config().Socket)
 		return fmt.Errorf("initial apply: %w", err)
 	}
 	d.log.Info("firewall in place", "duration", time.Since(start))
 	if err := d.numberMissingAccounts(); err != nil {
-		return err
-	}
-	ln, err := listenSocket(d.config().Socket)
-	if err != nil {
+		ln.Close()
+		os.Remove(d.config().Socket)
 		return err
 	}
 	// Before the LocalAPI and the door serve: both read what it sets.

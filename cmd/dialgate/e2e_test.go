@@ -258,7 +258,7 @@ func TestBadInputLeavesFirewallIntact(t *testing.T) {
 func (e *e2e) kernel() string {
 	e.t.Helper()
 	var b strings.Builder
-	for _, c := range [][]string{{"iptables", "-S"}, {"ip6tables", "-S"}, {"ipset", "list"}} {
+	for _, c := range [][]string{{"iptables", "-S"}, {"ip6tables", "-S"}, {"ipset", "list"}, {"nft", "list", "ruleset"}} {
 		out, err := e.lab.Exec(e.lab.Server, c...)
 		if err != nil {
 			e.t.Fatal(err)

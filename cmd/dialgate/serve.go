@@ -43,7 +43,8 @@ func newInitCmd(g *globals) *cobra.Command {
 }
 
 func newServeCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the daemon: apply the firewall and serve the LocalAPI",
 		Long: `serve applies the stored whitelist to the kernel and answers the other
@@ -78,7 +79,7 @@ place, so the server stays protected.`,
 			if _, err := os.Stat(g.configPath); err == nil {
 				path = g.configPath
 			}
-			d, err := daemon.New(daemon.Options{Config: cfg, ConfigPath: path, Backend: fw, Logger: log})
+			d, err := daemon.New(daemon.Options{Config: cfg, ConfigPath: path, Backend: fw, Logger: log, TakeOver: force})
 			if err != nil {
 				return err
 			}
@@ -103,13 +104,16 @@ place, so the server stays protected.`,
 			return d.Run(ctx)
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "take over a kernel firewall that another dialgate database owns")
+	return cmd
 }
 
 // daemonMemoryLimit is the Go runtime's soft memory limit for serve.
 const daemonMemoryLimit = 48 << 20
 
 func newRestoreCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use:   "restore",
 		Short: "Apply the stored whitelist to the kernel once and exit (boot, before the network)",
 		Long: `restore puts the firewall the database describes into the kernel and exits,
@@ -135,9 +139,11 @@ the daemon then fails to start. With the daemon running it does nothing.`,
 				return err
 			}
 			defer fw.Close()
-			return daemon.Restore(cmd.Context(), cfg, fw, log)
+			return daemon.Restore(cmd.Context(), cfg, fw, log, force)
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "replace a kernel firewall that another dialgate database owns")
+	return cmd
 }
 
 func newRemoveCmd(g *globals) *cobra.Command {
@@ -169,6 +175,9 @@ database is kept, so "dialgate serve" puts everything back.`,
 					continue
 				}
 				err = fw.Remove(context.Background())
+				if m, ok := fw.(firewall.OwnerMarker); ok && err == nil {
+					err = m.ClearOwner(context.Background())
+				}
 				fw.Close()
 				if err != nil {
 					return fmt.Errorf("%s: %w", kind, err)
