@@ -54,23 +54,50 @@ func ValidateAccountName(name string) error {
 	return nil
 }
 
-// ParsePerms reads a permission list: "1,2,8", "1 2 8" or the compact
-// Travelin' Man 3 form "128". Codes are 0-9; 0 means every service.
+// permsForm is the form every permission error shows.
+const permsForm = "codes 0-9 separated by commas, each once, such as 1,2,8 (0 alone means all services)"
+
+// ParsePerms reads a permission list: codes 0-9 separated by commas, such
+// as "1,2,8"; spaces around the commas are allowed. Each code may appear
+// once, and 0 (every service) only on its own. Anything else is refused,
+// naming the bad token: "10" is not codes 1 and 0, "12" is not codes 1 and
+// 2, and a mistyped list must never widen an account. (The compact
+// Travelin' Man 3 form "128" is read by the tm3 importer only, which hands
+// the daemon codes, not text.)
 func ParsePerms(s string) (store.PermSet, error) {
-	var p store.PermSet
-	fields := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
-	if len(fields) == 0 {
-		return 0, invalid("permission list %q: empty; give codes 0-9 such as 1,2,8", s)
+	if strings.TrimSpace(s) == "" {
+		return 0, invalid("permission list %q: empty; give %s", s, permsForm)
 	}
-	for _, f := range fields {
-		for _, r := range f {
-			if r < '0' || r > '9' {
-				return 0, invalid("permission list %q: %q is not a code 0-9", s, f)
+	var p store.PermSet
+	for _, tok := range strings.Split(s, ",") {
+		f := strings.TrimSpace(tok)
+		if len(f) != 1 || f[0] < '0' || f[0] > '9' {
+			what := fmt.Sprintf("%q is not a code 0-9", f)
+			if f == "" {
+				what = "an empty code (two commas in a row, or a comma at an end)"
 			}
-			p |= store.NewPermSet(int(r - '0'))
+			return 0, invalid("permission list %q: %s; give %s", s, what, permsForm)
 		}
+		c := int(f[0] - '0')
+		if p.Has(c) {
+			return 0, invalid("permission list %q: code %d given twice; give %s", s, c, permsForm)
+		}
+		p |= store.NewPermSet(c)
+	}
+	if p.Has(store.PermAll) && p != store.NewPermSet(store.PermAll) {
+		return 0, invalid("permission list %q: 0 already means all services; give 0 alone, or the codes you mean such as 1,2,8", s)
 	}
 	return p, nil
+}
+
+// PermsWithin reports whether an entry's permissions stay within its
+// account's: an account holding 0 (all services) covers anything, an
+// empty entry set inherits the account's and so is always within.
+func PermsWithin(entry, account store.PermSet) bool {
+	if entry.IsEmpty() || account.Has(store.PermAll) {
+		return true
+	}
+	return entry&^account == 0
 }
 
 // ValidateComment accepts up to 128 printable characters. A comment is
@@ -132,14 +159,7 @@ func ParseEntry(kind store.EntryKind, value string, force bool) (string, error) 
 		if p != p.Masked() {
 			return "", invalid("cidr %q: host bits set; did you mean %s?", value, p.Masked())
 		}
-		min := minBitsV4
-		if p.Addr().Is6() {
-			min = minBitsV6
-		}
-		if p.Bits() < min && !force {
-			return "", fmt.Errorf("cidr %q: %w: it opens /%d, more than the /%d limit (everyone, if /0)", value, ErrNeedsForce, p.Bits(), min)
-		}
-		if err := checkUnicast(p.Addr(), force); err != nil && p.Bits() >= min {
+		if err := checkNetwork(p, force); err != nil {
 			return "", fmt.Errorf("cidr %q: %w", value, err)
 		}
 		return p.String(), nil
@@ -151,6 +171,26 @@ func ParseEntry(kind store.EntryKind, value string, force bool) (string, error) 
 		return name, nil
 	}
 	return "", invalid("entry kind %q: want ip, cidr or fqdn", kind)
+}
+
+// CheckNetwork applies the width rules of a cidr entry to a masked
+// prefix: no wider than /8 (IPv4) or /16 (IPv6), and a unicast network.
+// The error wraps ErrNeedsForce and says why, for callers (the config's
+// [firewall] lan) that have their own way of insisting.
+func CheckNetwork(p netip.Prefix) error { return checkNetwork(p, false) }
+
+func checkNetwork(p netip.Prefix, force bool) error {
+	min := minBitsV4
+	if p.Addr().Is6() {
+		min = minBitsV6
+	}
+	if p.Bits() < min {
+		if force {
+			return nil
+		}
+		return fmt.Errorf("%w: it opens /%d, more than the /%d limit (everyone, if /0)", ErrNeedsForce, p.Bits(), min)
+	}
+	return checkUnicast(p.Addr(), force)
 }
 
 func checkUnicast(a netip.Addr, force bool) error {

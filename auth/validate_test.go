@@ -24,31 +24,85 @@ func TestValidateAccountName(t *testing.T) {
 	}
 }
 
+// TestParsePerms: codes 0-9 separated by commas, each once, 0 alone.
+// Every other spelling is refused naming the bad token and showing the
+// form, in particular the issue-11 values: "10" is not codes 1 and 0 (all
+// services), "99999999999" is not code 9.
 func TestParsePerms(t *testing.T) {
 	cases := []struct {
 		in, want, err string
 	}{
 		{"1,2,8", "1,2,8", ""},
 		{"8, 2 ,1", "1,2,8", ""},
-		{"128", "1,2,8", ""},
+		{" 1 , 2 ", "1,2", ""},
 		{"0", "0", ""},
-		{"1,1", "1", ""},
+		{" 0 ", "0", ""},
+		{"9", "9", ""},
+		{"1,2,3,4,5,6,7,8,9", "1,2,3,4,5,6,7,8,9", ""},
 		{"", "", "empty"},
+		{"  ", "", "empty"},
+		{"10", "", `"10" is not a code`},
+		{"12", "", `"12" is not a code`},
+		{"128", "", `"128" is not a code`},
+		{"99999999999", "", `"99999999999" is not a code`},
+		{"12a", "", `"12a"`},
+		{"1,,2", "", "empty code"},
+		{"1,", "", "empty code"},
+		{",1", "", "empty code"},
+		{"a", "", `"a" is not a code`},
 		{"1,a", "", `"a"`},
-		{"10", "0,1", ""}, // compact form: codes 1 and 0
+		{"1 2 8", "", `"1 2 8" is not a code`},
+		{"1,1", "", "code 1 given twice"},
+		{"0,1", "", "0 already means all"},
+		{"1,0", "", "0 already means all"},
+		{"0,0", "", "code 0 given twice"},
 		{"-1", "", `"-1"`},
 		{"1;8", "", `"1;8"`},
+		{"１", "", `"１"`}, // a full-width digit is not a code
 	}
 	for _, c := range cases {
 		p, err := ParsePerms(c.in)
 		if c.err != "" {
-			if err == nil || !strings.Contains(err.Error(), c.err) {
-				t.Errorf("ParsePerms(%q) = %v, %v; want error with %s", c.in, p, err, c.err)
+			if err == nil || !strings.Contains(err.Error(), c.err) || !errors.Is(err, ErrInvalid) {
+				t.Errorf("ParsePerms(%q) = %v, %v; want an ErrInvalid with %s", c.in, p, err, c.err)
+			} else if !strings.Contains(err.Error(), "1,2,8") {
+				t.Errorf("ParsePerms(%q): %v; the error should show the form 1,2,8", c.in, err)
 			}
 			continue
 		}
 		if err != nil || p.String() != c.want {
 			t.Errorf("ParsePerms(%q) = %q, %v; want %q", c.in, p.String(), err, c.want)
+		}
+	}
+}
+
+func TestPermsWithin(t *testing.T) {
+	set := func(s string) store.PermSet {
+		if s == "" {
+			return 0
+		}
+		p, err := ParsePerms(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cases := []struct {
+		entry, account string
+		want           bool
+	}{
+		{"", "1", true},      // inherits
+		{"1", "1,8", true},   // narrower
+		{"1,8", "1,8", true}, // equal
+		{"9", "0", true},     // account 0 covers everything
+		{"0", "0", true},
+		{"9", "1", false},
+		{"1,9", "1,8", false},
+		{"0", "1,2,3,4,5,6,7,8,9", false}, // 0 opens every port, not only the services'
+	}
+	for _, c := range cases {
+		if got := PermsWithin(set(c.entry), set(c.account)); got != c.want {
+			t.Errorf("PermsWithin(%q, %q) = %v, want %v", c.entry, c.account, got, c.want)
 		}
 	}
 }

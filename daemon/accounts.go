@@ -70,6 +70,11 @@ func (d *Daemon) UpdateAccount(ctx context.Context, name string, req UpdateAccou
 			if a.Perms, err = auth.ParsePerms(*req.Perms); err != nil {
 				return nil, err
 			}
+			if !g.Force {
+				if err := entriesWithin(tx, a); err != nil {
+					return nil, err
+				}
+			}
 			changes = append(changes, "perms "+a.Perms.String())
 		}
 		if req.Comment != nil {
@@ -140,6 +145,36 @@ func (d *Daemon) UpdateAccount(ctx context.Context, name string, req UpdateAccou
 	}
 	d.log.Info("account updated", "account", name, "changes", rec.Detail)
 	return accountInfo(out), nil
+}
+
+// entriesWithin refuses account perms narrower than one of the
+// account's entries' own perms: such an entry would keep opening what
+// the administrator means to close. It names every such entry; --force
+// narrows the account and leaves the entries as they are.
+func entriesWithin(tx store.Tx, a store.Account) error {
+	es, err := tx.Entries()
+	if err != nil {
+		return err
+	}
+	var wide []string
+	for _, e := range es {
+		if e.Account == a.Name && !auth.PermsWithin(e.Perms, a.Perms) {
+			wide = append(wide, fmt.Sprintf("%s %s (perms %s)", e.ID, e.Value, e.Perms))
+		}
+	}
+	if len(wide) == 0 {
+		return nil
+	}
+	return fmt.Errorf("perms %s: %w: account %q has entries with wider perms of their own, which would keep them open: %s; remove them (dialgate deny ID) or re-add them narrower first, or insist with --force",
+		permsOrNone(a.Perms), auth.ErrNeedsForce, a.Name, strings.Join(wide, ", "))
+}
+
+// permsOrNone prints a permission set for an error message.
+func permsOrNone(p store.PermSet) string {
+	if p.IsEmpty() {
+		return "none"
+	}
+	return p.String()
 }
 
 // accountPrefixes lists every address an account's entries and grants

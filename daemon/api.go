@@ -71,6 +71,8 @@ type StatusInfo struct {
 	Grants   []GrantInfo     `json:"grants"`
 	DB       string          `json:"db"`
 	Time     time.Time       `json:"time"`
+	// Warnings are the config's risky settings (Config.Warnings).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // AddAccountRequest creates an account.

@@ -39,6 +39,11 @@ type Config struct {
 	Door     DoorConfig     `toml:"door"`
 	AMI      AMIConfig      `toml:"ami"`
 	Metrics  MetricsConfig  `toml:"metrics"`
+
+	// Warnings are settings that are accepted but risky (FastAGI reachable
+	// from afar, a secret in a world-readable file, ...). The daemon logs
+	// them at WARN when it loads the config; init and status print them.
+	Warnings []string `toml:"-"`
 }
 
 // AMIConfig is the [ami] table: the Asterisk Manager Interface login
@@ -150,6 +155,11 @@ type FirewallConfig struct {
 	// "nftables" (one inet table) or "auto" (the loaded one, else
 	// nftables when the kernel has it, else iptables).
 	Backend string `toml:"backend"`
+	// ForceWide lets lan hold networks wider than an entry may be
+	// (0.0.0.0/0 included) and open cover service ports or more than
+	// maxOpenPorts ports outside the RTP range. One typo then opens the
+	// server to the world: it is off by default.
+	ForceWide bool `toml:"force_wide"`
 
 	parsed firewall.Config
 }
@@ -230,7 +240,94 @@ func LoadConfig(path string, explicit bool) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}
-	return parseConfig(path, data)
+	c, err = parseConfig(path, data)
+	if err != nil {
+		return c, err
+	}
+	if c.AMI.Secret != "" {
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o044 != 0 {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("config %s: holds ami.secret but is readable by group or others (mode %04o); chmod 600 %s", path, fi.Mode().Perm(), path))
+		}
+	}
+	return c, nil
+}
+
+// privateLAN are the ranges no Internet host can send from; a lan range
+// inside one of them may be as wide as the block itself (fc00::/7 is wider
+// than an entry's /16 limit).
+var privateLAN = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("fc00::/7"),
+	netip.MustParsePrefix("fe80::/10"),
+}
+
+// checkLAN applies the entries' width rules to a [firewall] lan range.
+func checkLAN(p netip.Prefix) error {
+	for _, b := range privateLAN {
+		if p.Bits() >= b.Bits() && b.Contains(p.Addr()) {
+			return nil
+		}
+	}
+	return auth.CheckNetwork(p)
+}
+
+// maxOpenPorts bounds the ports [firewall] open may admit from everyone
+// outside rtpRange, without force_wide.
+const maxOpenPorts = 1000
+
+// rtpRange is Asterisk's RTP range (rtp.conf's default), the one set of
+// ports a PBX must open to the world.
+var rtpRange = firewall.PortRange{Proto: "udp", From: 10000, To: 20000}
+
+// checkOpen refuses an open list that admits everyone to a service port
+// or to more than maxOpenPorts ports outside the RTP range.
+func checkOpen(open []firewall.PortRange, services map[int][]firewall.PortRange) error {
+	outside := 0
+	for _, o := range open {
+		for code := 1; code < firewall.NumCodes; code++ {
+			for _, sp := range services[code] {
+				if sp.Proto == o.Proto && sp.From <= o.To && o.From <= sp.To {
+					return fmt.Errorf("%q admits everyone to %s, the ports of %s (code %d)", o.String(), sp, firewall.CodeName(code), code)
+				}
+			}
+		}
+		n := int(o.To) - int(o.From) + 1
+		if o.Proto == rtpRange.Proto {
+			lo, hi := max(o.From, rtpRange.From), min(o.To, rtpRange.To)
+			if lo <= hi {
+				n -= int(hi) - int(lo) + 1
+			}
+		}
+		outside += n
+		if outside > maxOpenPorts {
+			return fmt.Errorf("%q: more than %d ports open to everyone outside the RTP range %s", o.String(), maxOpenPorts, rtpRange)
+		}
+	}
+	return nil
+}
+
+// warnings lists risky settings that are accepted: FastAGI has no
+// authentication, so whoever reaches it can ask the door for grants.
+func (c Config) warnings() []string {
+	var w []string
+	if c.AGI.Listen != "" {
+		if ap, err := netip.ParseAddrPort(c.AGI.Listen); err == nil && !ap.Addr().IsLoopback() {
+			w = append(w, fmt.Sprintf("agi.listen %q is not a loopback address: FastAGI has no authentication, only agi.allow stands between the door and the network", c.AGI.Listen))
+		}
+	}
+	for _, p := range c.AGI.allow {
+		limit := 24
+		if p.Addr().Is6() && !p.Addr().Is4In6() {
+			limit = 64
+		}
+		if !p.Addr().IsLoopback() && p.Bits() < limit {
+			w = append(w, fmt.Sprintf("agi.allow %q is wider than /%d: list the Asterisk servers, not their networks", p, limit))
+		}
+	}
+	if c.Firewall.ForceWide {
+		w = append(w, "firewall.force_wide = true: the width checks of firewall.lan and firewall.open are off")
+	}
+	return w
 }
 
 func parseConfig(path string, data []byte) (Config, error) {
@@ -251,8 +348,15 @@ func parseConfig(path string, data []byte) (Config, error) {
 		fw.LAN = nil
 		for _, s := range c.Firewall.LAN {
 			p, err := netip.ParsePrefix(strings.TrimSpace(s))
-			if err != nil || p != p.Masked() {
+			if err != nil || p != p.Masked() || p.Addr().Zone() != "" {
 				return c, fmt.Errorf("config %s: firewall.lan: %q is not a network prefix such as 10.0.0.0/8", path, s)
+			}
+			if p.Addr().Is4In6() {
+				return c, fmt.Errorf("config %s: firewall.lan: %q: write IPv4 networks in IPv4 form", path, s)
+			}
+			if err := checkLAN(p); err != nil && !c.Firewall.ForceWide {
+				why := strings.TrimPrefix(err.Error(), auth.ErrNeedsForce.Error()+": ")
+				return c, fmt.Errorf("config %s: firewall.lan: %q refused: %s, and a lan range is admitted to every service; list narrower networks, or set force_wide = true in [firewall] to insist", path, s, why)
 			}
 			fw.LAN = append(fw.LAN, p)
 		}
@@ -277,6 +381,9 @@ func parseConfig(path string, data []byte) (Config, error) {
 		if fw.Open, err = parseRanges(c.Firewall.Open); err != nil {
 			return c, fmt.Errorf("config %s: firewall.open: %w", path, err)
 		}
+	}
+	if err := checkOpen(fw.Open, fw.Services); err != nil && !c.Firewall.ForceWide {
+		return c, fmt.Errorf("config %s: firewall.open: %v; open only the RTP range, or set force_wide = true in [firewall] to insist", path, err)
 	}
 	if c.Firewall.ICMP != nil {
 		fw.ICMP = *c.Firewall.ICMP
@@ -322,6 +429,7 @@ func parseConfig(path string, data []byte) (Config, error) {
 	default:
 		return c, fmt.Errorf("config %s: log_level: %q, want debug, info, warn or error", path, c.LogLevel)
 	}
+	c.Warnings = c.warnings()
 	return c, nil
 }
 
@@ -357,6 +465,11 @@ backend = "iptables"
 lan = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
 # Ports open to everybody: RTP media, as in Asterisk's rtp.conf.
 open = ["udp/10000:20000"]
+# lan takes networks no wider than /8 (IPv4) or /16 (IPv6) outside the
+# private ranges, and open neither the service ports below nor more than
+# 1000 ports beyond udp/10000:20000. force_wide = true lifts both checks:
+# DANGEROUS, one typo (lan = ["0.0.0.0/0"]) then admits the whole Internet.
+force_wide = false
 # Essential ICMP and ICMPv6 (neighbour discovery): keep on.
 icmp = true
 # Answer refused packets with an ICMP error instead of dropping them.

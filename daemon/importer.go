@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
 
 	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/store"
@@ -42,15 +44,19 @@ type ImportResult struct {
 	Already []string    `json:"already"` // entries that existed
 }
 
+// permsOf reads the codes of an import as the CLI reads typed ones (each
+// 0-9, once, 0 alone), by writing them in the typed form first; no codes
+// is the empty set (an account without services, an entry inheriting its
+// account's).
 func permsOf(codes []int) (store.PermSet, error) {
-	var p store.PermSet
-	for _, c := range codes {
-		if c < 0 || c > 9 {
-			return 0, fmt.Errorf("%w: permission code %d", auth.ErrInvalid, c)
-		}
-		p |= store.NewPermSet(c)
+	if len(codes) == 0 {
+		return 0, nil
 	}
-	return p, nil
+	s := make([]string, len(codes))
+	for i, c := range codes {
+		s[i] = strconv.Itoa(c)
+	}
+	return auth.ParsePerms(strings.Join(s, ","))
 }
 
 // Import adds accounts and entries all at once: any invalid value refuses
@@ -105,6 +111,10 @@ func (d *Daemon) Import(ctx context.Context, req ImportRequest) (ImportResult, e
 				}
 				if err != nil {
 					return nil, err
+				}
+				if !auth.PermsWithin(ep, acct.Perms) {
+					return nil, fmt.Errorf("account %q: %s perms %s: %w: wider than the account's perms %s; widen the account first (dialgate account set %s --perms ...)",
+						ia.Name, value, ep, auth.ErrInvalid, permsOrNone(acct.Perms), ia.Name)
 				}
 				res.Added = append(res.Added, entryInfo(e, acct, store.FQDNRecord{}))
 				if e.Kind == store.KindFQDN {

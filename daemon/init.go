@@ -62,6 +62,9 @@ func Init(opts InitOptions) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(out, "warning: %s\n", w)
+	}
 	db, err := store.Open(cfg.DB, store.Options{})
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("init: %w; init prepares a fresh install, with the daemon running use `dialgate allow` instead", err)

@@ -89,10 +89,11 @@ func (d *Daemon) EnableProviders(ctx context.Context, names []string, all bool) 
 		if err != nil {
 			return nil, err
 		}
-		if _, err := tx.Account(ProvidersAccount); errors.Is(err, store.ErrNotFound) {
-			err = tx.CreateAccount(store.Account{Name: ProvidersAccount, Perms: store.NewPermSet(1, 2, 3), Enabled: true,
-				Comment: "trusted SIP providers", Created: d.now()})
-			if err != nil {
+		acct, err := tx.Account(ProvidersAccount)
+		if errors.Is(err, store.ErrNotFound) {
+			acct = store.Account{Name: ProvidersAccount, Perms: store.NewPermSet(1, 2, 3), Enabled: true,
+				Comment: "trusted SIP providers", Created: d.now()}
+			if err := tx.CreateAccount(acct); err != nil {
 				return nil, err
 			}
 		} else if err != nil {
@@ -100,6 +101,10 @@ func (d *Daemon) EnableProviders(ctx context.Context, names []string, all bool) 
 		}
 		var touched []netip.Prefix
 		for _, p := range ps {
+			if !auth.PermsWithin(p.Perms(), acct.Perms) {
+				return nil, fmt.Errorf("provider %q: services %s: %w: wider than account %q's perms %s; widen it first (dialgate account set %s --perms 1,2,3)",
+					p.Name, p.Perms(), auth.ErrInvalid, ProvidersAccount, permsOrNone(acct.Perms), ProvidersAccount)
+			}
 			add := func(kind store.EntryKind, v string) error {
 				_, err := tx.AddEntry(store.Entry{Account: ProvidersAccount, Kind: kind, Value: v, Perms: p.Perms(),
 					Comment: "provider: " + p.Title, Provider: p.Name, Created: d.now()})

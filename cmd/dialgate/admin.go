@@ -40,7 +40,7 @@ func newAccountCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	add.Flags().StringVar(&perms, "perms", "", "permission codes, e.g. 1,2,8")
+	add.Flags().StringVar(&perms, "perms", "", "permission codes separated by commas, e.g. 1,2,8 (0 alone: all)")
 	add.Flags().StringVar(&comment, "comment", "", "free text shown in status")
 	var asJSON bool
 	list := &cobra.Command{
@@ -133,9 +133,9 @@ func newAllowCmd(g *globals) *cobra.Command {
 				return nil
 			},
 		}
-		sub.Flags().StringVar(&perms, "perms", "", "permission codes for this entry (default: the account's)")
+		sub.Flags().StringVar(&perms, "perms", "", "permission codes for this entry, e.g. 1,8, within the account's (default: the account's)")
 		sub.Flags().StringVar(&comment, "comment", "", "free text shown in status")
-		sub.Flags().BoolVar(&force, "force", false, "accept networks wider than /8 (/16 for IPv6), 0.0.0.0/0, multicast; for fqdn: private answers")
+		sub.Flags().BoolVar(&force, "force", false, "accept networks wider than /8 (/16 for IPv6), 0.0.0.0/0, multicast, --perms wider than the account's; for fqdn: private answers")
 		if k.kind == store.KindFQDN {
 			sub.Flags().DurationVar(&refresh, "refresh", 0, "re-resolve this name every DURATION (default: fqdn.interval)")
 		}
@@ -278,6 +278,9 @@ func printStatus(w io.Writer, st daemon.StatusInfo) {
 		state = "loaded"
 	}
 	fmt.Fprintf(w, "firewall: %s\n", state)
+	for _, warn := range st.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
 	for _, f := range st.Firewall.Families {
 		fmt.Fprintf(w, "  %s: chain %v, jump first in INPUT %v, %d rules\n", f.Family, f.ChainLoaded, f.JumpFirst, f.Rules)
 	}

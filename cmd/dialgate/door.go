@@ -158,7 +158,7 @@ func newAccountSetCmd(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&perms, "perms", "", "permission codes")
+	f.StringVar(&perms, "perms", "", "permission codes separated by commas, e.g. 1,2,8 (0 alone: all); refused below an entry's own perms unless --force")
 	f.StringVar(&comment, "comment", "", "free text")
 	f.StringVar(&extension, "extension", "", "SIP extension: its registered address gets the grant, and a call from it needs no account number")
 	f.StringVar(&number, "number", "", "account number keyed before the passcode (2-10 digits; \"\" clears)")
@@ -169,7 +169,7 @@ func newAccountSetCmd(g *globals) *cobra.Command {
 	f.BoolVar(&disable, "disable", false, "disable the account: its entries and grants stop admitting")
 	f.BoolVar(&keyIP, "may-key-ip", false, "let the caller key an IP address on the phone")
 	f.BoolVar(&noKeyIP, "no-key-ip", false, "do not let the caller key an IP address")
-	f.BoolVar(&force, "force", false, "even if it cuts off your own SSH session")
+	f.BoolVar(&force, "force", false, "even if it cuts off your own SSH session, or --perms leaves entries with wider perms of their own")
 	return cmd
 }
 
