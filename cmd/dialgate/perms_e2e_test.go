@@ -85,11 +85,18 @@ func TestWideLANConfigE2E(t *testing.T) {
 	if after := e.kernel(); after != pristine {
 		t.Fatalf("refused config changed the kernel:\n%s\n---\n%s", pristine, after)
 	}
-	// A running daemon keeps its rules when a reload meets the typo.
-	if err := os.WriteFile(e.cfg, good, 0o600); err != nil {
+	// A running daemon keeps its rules when a reload meets the typo. A
+	// secret in a file others can read is accepted, with a warning.
+	if err := os.WriteFile(e.cfg, append(good, "[ami]\nsecret = \"s3cret\"\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(e.cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	e.startServe()
+	if out := e.ok("status"); !strings.Contains(out, "warning: config "+e.cfg+": holds ami.secret") {
+		t.Errorf("status does not warn of the readable secret:\n%s", out)
+	}
 	running := e.kernel()
 	e.appendConfig("[firewall]\nopen = [\"tcp/1:65535\"]\n")
 	e.fails(exitError, "firewall.open", "reload")
