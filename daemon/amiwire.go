@@ -44,9 +44,10 @@ func (l amiLookup) RegisteredAddrs(ctx context.Context, extension string) ([]net
 // stopped Asterisk is logged and retried with backoff, and the daemon
 // keeps serving the firewall and the door (which then uses the channel
 // address) meanwhile.
-func (d *Daemon) startAMI(ctx context.Context) {
-	cfg := d.config().AMI
+func (d *Daemon) startAMI(ctx context.Context, cfg AMIConfig) {
 	if !cfg.Enabled {
+		d.ami.Store(nil)
+		d.door.SetContacts(nil)
 		return
 	}
 	log := d.log.With("component", "ami", "addr", cfg.Addr)
@@ -54,6 +55,7 @@ func (d *Daemon) startAMI(ctx context.Context) {
 		Addr: cfg.Addr, Username: cfg.Username, Secret: cfg.Secret, MD5: cfg.MD5,
 		Logger: log,
 		OnStateChange: func(s ami.State, err error) {
+			d.amiUp.Store(s == ami.Connected)
 			if s == ami.Connected {
 				d.metrics.amiConnected.Set(1)
 			} else {
@@ -69,7 +71,7 @@ func (d *Daemon) startAMI(ctx context.Context) {
 			}
 		},
 	})
-	d.ami = c
+	d.ami.Store(c)
 	lookup := amiLookup{c: c, timeout: cfg.LookupTimeout.Duration}
 	d.door.SetContacts(lookup)
 	if cfg.FollowReregister {
@@ -431,12 +433,13 @@ func (d *Daemon) endRegistration(ctx context.Context, lookup ContactLookup, ext 
 // over AMI: the least privilege that does it (no Command action, which
 // could run anything).
 func (d *Daemon) ReloadDialplan(ctx context.Context) error {
-	if d.ami == nil {
+	c := d.ami.Load()
+	if c == nil {
 		return ErrAMIDisabled
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := d.ami.Action(ctx, "Reload", ami.Header{Key: "Module", Value: "pbx_config"})
+	_, err := c.Action(ctx, "Reload", ami.Header{Key: "Module", Value: "pbx_config"})
 	rec := store.AuditRecord{Action: "dialplan.reload", Actor: "cli", Result: "ok"}
 	if err != nil {
 		rec.Result, rec.Detail = "error", err.Error()

@@ -65,12 +65,25 @@ type GrantInfo struct {
 
 // StatusInfo is everything `dialgate status` shows.
 type StatusInfo struct {
-	Firewall firewall.Status `json:"firewall"`
-	Accounts []AccountInfo   `json:"accounts"`
-	Entries  []EntryInfo     `json:"entries"`
-	Grants   []GrantInfo     `json:"grants"`
-	DB       string          `json:"db"`
-	Time     time.Time       `json:"time"`
+	// Protected is the answer to "is this server filtered": dialgate's
+	// firewall in force in the kernel for every family. Reasons say why
+	// not.
+	Protected bool     `json:"protected"`
+	Reasons   []string `json:"reasons"`
+	// Daemon is false when the CLI read the kernel itself because no
+	// daemon answered: nothing repairs drift or serves the door then.
+	Daemon        bool            `json:"daemon"`
+	Version       string          `json:"version,omitempty"`
+	ConfigPath    string          `json:"config,omitempty"`
+	Backend       string          `json:"backend,omitempty"`
+	PendingReload *PendingReload  `json:"pending_reload,omitempty"`
+	Services      ServiceInfo     `json:"services"`
+	Firewall      firewall.Status `json:"firewall"`
+	Accounts      []AccountInfo   `json:"accounts"`
+	Entries       []EntryInfo     `json:"entries"`
+	Grants        []GrantInfo     `json:"grants"`
+	DB            string          `json:"db"`
+	Time          time.Time       `json:"time"`
 	// Warnings are the config's risky settings (Config.Warnings).
 	Warnings []string `json:"warnings,omitempty"`
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,11 +36,15 @@ type Daemon struct {
 	door *door.Door
 	// pending is a reload waiting for Confirm; guarded by mu.
 	pending *pendingReload
-	// ami is the Asterisk Manager client, nil unless [ami] is enabled.
-	ami     *ami.Client
+	// ami is the Asterisk Manager client, nil unless [ami] is enabled;
+	// a reload may replace it.
+	ami     atomic.Pointer[ami.Client]
+	svc     services
 	metrics *metrics
 	// takeOver is Options.TakeOver.
 	takeOver bool
+	// amiUp is whether AMI is logged in now.
+	amiUp atomic.Bool
 }
 
 func (d *Daemon) config() Config { return *d.cfg.Load() }
@@ -481,7 +486,9 @@ func (d *Daemon) ReloadConfirm(ctx context.Context, g Guard, confirm time.Durati
 		}
 	}
 	old := d.config()
-	if err := d.reload(ctx, g); err != nil {
+	err := d.reload(ctx, g)
+	var partial partialError
+	if err != nil && !errors.As(err, &partial) {
 		d.refused(rec, err)
 		return err
 	}
@@ -532,7 +539,7 @@ func (d *Daemon) rollback() {
 	d.pending = nil
 	old := p.old
 	d.cfg.Store(&old)
-	err := d.applyStored(context.Background(), true)
+	err := errors.Join(d.applyStored(context.Background(), true), d.applyServices(old, false))
 	rec := store.AuditRecord{Action: "reload.rollback", Actor: "daemon", Result: "ok",
 		Detail: "not confirmed in time; the previous configuration is back (the config file still holds the new one)"}
 	if err != nil {
@@ -544,8 +551,13 @@ func (d *Daemon) rollback() {
 	d.audit(rec)
 }
 
+// ErrNeedsRestart wraps a reload's report of settings that only a restart
+// applies; everything else was applied.
+var ErrNeedsRestart = errors.New("reload applied, except settings that take a restart")
+
 func (d *Daemon) reload(ctx context.Context, g Guard) error {
 	var cfg *Config
+	var restart []string
 	if d.configPath != "" {
 		c, err := LoadConfig(d.configPath, true)
 		if err != nil {
@@ -557,10 +569,14 @@ func (d *Daemon) reload(ctx context.Context, g Guard) error {
 	defer d.mu.Unlock()
 	if cfg != nil {
 		old := d.config()
-		if cfg.DB != old.DB || cfg.Socket != old.Socket {
-			d.log.Warn("db and socket paths change only on restart", "db", cfg.DB, "socket", cfg.Socket)
-			cfg.DB, cfg.Socket = old.DB, old.Socket
+		for _, c := range []struct{ key, was, now string }{
+			{"db", old.DB, cfg.DB}, {"socket", old.Socket, cfg.Socket}, {"firewall.backend", old.Firewall.Backend, cfg.Firewall.Backend},
+		} {
+			if c.was != c.now {
+				restart = append(restart, fmt.Sprintf("%s (%q, running %q)", c.key, c.now, c.was))
+			}
 		}
+		cfg.DB, cfg.Socket, cfg.Firewall.Backend = old.DB, old.Socket, old.Firewall.Backend
 		if err := d.guardConfig(old, *cfg, g); err != nil {
 			return err
 		}
@@ -575,6 +591,17 @@ func (d *Daemon) reload(ctx context.Context, g Guard) error {
 		return fmt.Errorf("reload: %w", err)
 	}
 	d.log.Info("reloaded", "duration", time.Since(start))
+	var errs []error
+	if cfg != nil {
+		// [ami], [agi], [metrics]; the door reads [door] on every call.
+		if err := d.applyServices(*cfg, false); err != nil {
+			errs = append(errs, fmt.Errorf("reload: the firewall was rebuilt, but: %w", err))
+		}
+	}
+	if len(restart) > 0 {
+		d.log.Warn("reload: these settings take a restart (systemctl restart dialgate)", "settings", restart)
+		errs = append(errs, fmt.Errorf("%w: %s; restart the daemon (systemctl restart dialgate)", ErrNeedsRestart, strings.Join(restart, ", ")))
+	}
 	// Names are re-resolved afterwards, in the background: a dead name
 	// server must not hold up a reload.
 	go func() {
@@ -582,8 +609,17 @@ func (d *Daemon) reload(ctx context.Context, g Guard) error {
 			d.log.Error("fqdn refresh after reload", "err", err)
 		}
 	}()
+	if len(errs) > 0 {
+		return partialError{errors.Join(errs...)}
+	}
 	return nil
 }
+
+// partialError is a reload that applied the firewall and the new config
+// but not all of it: it is reported, not refused.
+type partialError struct{ error }
+
+func (e partialError) Unwrap() error { return e.error }
 
 // guardConfig refuses a new configuration that would cut off the SSH
 // session (a LAN range or the SSH port removed, say).
@@ -629,6 +665,7 @@ func (d *Daemon) Status(ctx context.Context) (StatusInfo, error) {
 		return StatusInfo{}, err
 	}
 	st := StatusInfo{Firewall: fw, DB: d.db.Path(), Time: d.now(), Warnings: d.config().Warnings}
+	d.fillStatus(&st)
 	err = d.db.View(func(tx store.Tx) error {
 		accounts, err := tx.Accounts()
 		if err != nil {

@@ -2,16 +2,12 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dialgate/dialgate/store"
 )
@@ -109,33 +105,6 @@ func (s setSizes) Collect(ch chan<- prometheus.Metric) {
 // timeApply observes one kernel update.
 func (m *metrics) timeApply(kind string, start time.Time) {
 	m.applyDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-}
-
-// serveMetrics serves /metrics on the configured loopback address until
-// ctx ends.
-func (d *Daemon) serveMetrics(ctx context.Context) error {
-	addr := d.config().Metrics.Listen
-	if addr == "" {
-		return nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Error("metrics server", "err", err)
-		}
-	}()
-	d.log.Info("metrics listening", "addr", addr)
-	return nil
 }
 
 // MetricsConfig is the [metrics] table.

@@ -17,7 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dialgate/dialgate/agi"
 	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/door"
 	"github.com/dialgate/dialgate/firewall"
@@ -65,9 +64,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		os.Remove(d.config().Socket)
 		return err
 	}
-	// Before the LocalAPI and the door serve: both read what it sets.
-	d.startAMI(ctx)
-	if err := d.serveMetrics(ctx); err != nil {
+	// Before the LocalAPI serves: it reads what they set.
+	if err := d.startServices(ctx); err != nil {
+		d.stopServices(context.Background())
 		ln.Close()
 		os.Remove(d.config().Socket)
 		return err
@@ -77,28 +76,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		ReadHeaderTimeout: 5 * time.Second,
 		ConnContext:       withPeer,
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	var door *agi.Server
-	if addr := d.config().AGI.Listen; addr != "" {
-		al, err := net.Listen("tcp", addr)
-		if err != nil {
-			srv.Close()
-			os.Remove(d.config().Socket)
-			return fmt.Errorf("fastagi: %w", err)
-		}
-		mux := agi.NewServeMux()
-		mux.Handle("/authorize", d.door)
-		door = &agi.Server{
-			Handler: mux, AllowFrom: d.config().AGI.AllowPrefixes(),
-			MaxSessions: d.config().AGI.MaxSessions, Logger: d.log.With("component", "agi"),
-			// The door reads short lines only (env, digits, addresses); a
-			// small buffer keeps a thousand waiting callers cheap.
-			MaxLineBytes: 2048,
-		}
-		go func() { errc <- door.Serve(ctx, al) }()
-		d.log.Info("phone door listening", "fastagi", addr)
-	}
 	// Expired grants: the kernel dropped them through the set timeouts;
 	// this keeps the store and the audit log in step.
 	go d.every(ctx, 30*time.Second, "purge expired grants", d.purgeExpired)
@@ -119,15 +98,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err := <-errc:
 		runErr = err
+	case err := <-d.svc.fatal:
+		runErr = err
 	}
 	// Stopping with a reload unconfirmed is not a confirmation.
 	d.rollback()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if door != nil {
-		// Calls in progress finish (or are cut at the deadline).
-		door.Shutdown(sctx)
-	}
+	// Calls in progress finish (or are cut at the deadline).
+	d.stopServices(sctx)
 	err = errors.Join(runErr, srv.Shutdown(sctx))
 	os.Remove(d.config().Socket)
 	d.log.Info("dialgate stopped; firewall left in place")
@@ -396,6 +375,8 @@ func classify(err error) (int, string) {
 		return http.StatusConflict, "ami_disabled"
 	case errors.Is(err, ErrNothingToConfirm):
 		return http.StatusConflict, "nothing_to_confirm"
+	case errors.Is(err, ErrNeedsRestart):
+		return http.StatusConflict, "needs_restart"
 	case errors.Is(err, auth.ErrNotGrantable), errors.Is(err, door.ErrAdmitted):
 		return http.StatusBadRequest, "invalid"
 	}

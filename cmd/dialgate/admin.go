@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -186,9 +189,9 @@ func newReloadCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if err := c.Reload(cmd.Context(), confirm); err != nil {
-				return err
+				return err // a refusal changed nothing; a partial reload says what it left
 			}
-			cmd.Println("firewall rebuilt from the database")
+			cmd.Println("firewall rebuilt from the database; [ami], [agi], [metrics] and [door] applied")
 			if confirm > 0 {
 				cmd.Printf("check that you can still open NEW connections (a second SSH session), then run `dialgate confirm` within %s, or the previous rules come back\n", confirm)
 			}
@@ -221,30 +224,90 @@ func newConfirmCmd(g *globals) *cobra.Command {
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
-	var asJSON bool
+	var asJSON, check bool
 	cmd := &cobra.Command{
-		Use:     "status",
-		Short:   "Show the firewall as the kernel has it, accounts, entries and grants",
-		Example: "  dialgate status\n  dialgate status --json | jq .firewall",
-		Args:    exactArgs(0),
+		Use:   "status",
+		Short: "Is the server protected? The firewall as the kernel has it, accounts, entries and grants",
+		Long: `status says first whether the server is protected (dialgate's firewall in
+force in the kernel for IPv4 and IPv6) and why not, then the daemon's
+state, the sets, accounts, entries and grants. With the daemon stopped it
+reads the kernel itself and says so.
+
+Exit codes: 0 protected and the daemon running; 3 protected but no daemon
+running (nothing repairs tampering or serves the phone door); 4 NOT
+protected; 1 any other error. --check prints one line, for monitoring.`,
+		Example: `  dialgate status
+  dialgate status --check || alert "dialgate: server not protected"
+  dialgate status --json | jq .protected`,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := g.client(false)
 			if err != nil {
 				return err
 			}
 			st, err := c.Status(cmd.Context())
+			if errors.Is(err, daemon.ErrNotRunning) {
+				st, err = offlineStatus(cmd.Context(), g)
+			}
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), st)
+			st.Version = version
+			switch {
+			case check:
+				fmt.Fprintln(cmd.OutOrStdout(), statusLine(st))
+			case asJSON:
+				if err := printJSON(cmd.OutOrStdout(), st); err != nil {
+					return err
+				}
+			default:
+				printStatus(cmd.OutOrStdout(), st)
 			}
-			printStatus(cmd.OutOrStdout(), st)
+			switch {
+			case !st.Protected:
+				return notProtected{}
+			case !st.Daemon:
+				return fmt.Errorf("%w: the kernel holds dialgate's firewall, but nothing repairs tampering or serves the phone door", daemon.ErrNotRunning)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&check, "check", false, "print one line and exit 0 (protected), 3 (no daemon) or 4 (not protected)")
 	return cmd
+}
+
+// statusLine is `status --check`'s one line.
+func statusLine(st daemon.StatusInfo) string {
+	daemonState := "daemon running"
+	if !st.Daemon {
+		daemonState = "daemon NOT running"
+	}
+	if st.Protected {
+		return "protected: yes; " + daemonState
+	}
+	return "protected: NO (" + strings.Join(st.Reasons, "; ") + "); " + daemonState
+}
+
+// offlineStatus reads the kernel itself when no daemon answers.
+func offlineStatus(ctx context.Context, g *globals) (daemon.StatusInfo, error) {
+	cfg, err := g.config()
+	if err != nil {
+		return daemon.StatusInfo{}, err
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	fw, err := firewall.New(cfg.Firewall.Backend, quiet)
+	if err != nil {
+		return daemon.StatusInfo{}, err
+	}
+	defer fw.Close()
+	fst, err := fw.Status(ctx)
+	if err != nil {
+		return daemon.StatusInfo{}, err
+	}
+	st := daemon.StatusInfo{Firewall: fst, DB: cfg.DB, ConfigPath: g.configPath, Backend: cfg.Firewall.Backend, Time: time.Now()}
+	st.Protected, st.Reasons = daemon.Protection(fst)
+	return st, nil
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -273,11 +336,34 @@ func printAccounts(w io.Writer, as []daemon.AccountInfo) {
 }
 
 func printStatus(w io.Writer, st daemon.StatusInfo) {
-	state := "NOT LOADED: the server is not protected by dialgate"
-	if st.Firewall.Loaded() {
-		state = "loaded"
+	if st.Protected {
+		fmt.Fprintln(w, "protected: yes")
+	} else {
+		fmt.Fprintln(w, "protected: NO")
+		for _, r := range st.Reasons {
+			fmt.Fprintf(w, "  - %s\n", r)
+		}
 	}
-	fmt.Fprintf(w, "firewall: %s\n", state)
+	if st.Daemon {
+		fmt.Fprintf(w, "daemon: running (%s, backend %s, config %s)\n", orDefault(st.Version, st.Version == "", "dev"), st.Backend, orDefault(st.ConfigPath, st.ConfigPath == "", "defaults"))
+		door := "off"
+		if st.Services.AGIListen != "" {
+			door = st.Services.AGIListen
+			if !st.Services.AGIServing {
+				door += " (NOT serving)"
+			}
+		}
+		amiState := "off"
+		if st.Services.AMIEnabled {
+			amiState = map[bool]string{true: "logged in", false: "NOT logged in"}[st.Services.AMILogin]
+		}
+		fmt.Fprintf(w, "phone door (FastAGI): %s; AMI: %s\n", door, amiState)
+		if p := st.PendingReload; p != nil {
+			fmt.Fprintf(w, "pending reload: rolls back in %.0f s unless `dialgate confirm` (at %s)\n", p.Left, p.Deadline.Local().Format("15:04:05 MST"))
+		}
+	} else {
+		fmt.Fprintln(w, "daemon: NOT running: the kernel was read directly; nothing repairs tampering or serves the phone door")
+	}
 	for _, warn := range st.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}

@@ -18,6 +18,9 @@ const (
 	exitError      = 1
 	exitUsage      = 2
 	exitNotRunning = 3
+	// exitNotProtected: `dialgate status` found the server not filtered
+	// by dialgate's firewall.
+	exitNotProtected = 4
 )
 
 var version = "dev"
@@ -29,6 +32,10 @@ func main() {
 	if err == nil {
 		os.Exit(exitOK)
 	}
+	var ne notProtected
+	if errors.As(err, &ne) {
+		os.Exit(exitNotProtected) // status printed it already
+	}
 	fmt.Fprintln(os.Stderr, "dialgate:", err)
 	var ue usageError
 	switch {
@@ -39,6 +46,11 @@ func main() {
 	}
 	os.Exit(exitError)
 }
+
+// notProtected ends `dialgate status` with exitNotProtected.
+type notProtected struct{}
+
+func (notProtected) Error() string { return "the server is not protected by dialgate" }
 
 type usageError struct{ error }
 
