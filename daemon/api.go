@@ -126,6 +126,10 @@ const (
 	HeaderSSH = "Dialgate-Ssh-Client"
 	// HeaderForce overrides the SSH lockout guard.
 	HeaderForce = "Dialgate-Force"
+	// HeaderSSHUnknown says the command runs in an SSH session whose
+	// address the CLI could not find, and why: the guard is off, and the
+	// audit records of the request's changes say so.
+	HeaderSSHUnknown = "Dialgate-Ssh-Unknown"
 )
 
 // SetPasscodeRequest sets an account's passcode. The daemon hashes it

@@ -12,10 +12,11 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/sshpeer"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -40,6 +41,14 @@ type Client struct {
 	SSH netip.AddrPort
 	// Force overrides that guard.
 	Force bool
+	// SSHUnknown, when set, says that the command runs in an SSH session
+	// whose address could not be found (sshpeer.Session.Lost), and why:
+	// the guard cannot protect it. It is sent with every request so the
+	// daemon's audit records say so, and Warn hears it before the first
+	// change.
+	SSHUnknown string
+	Warn       io.Writer
+	warned     sync.Once
 }
 
 // NewClient returns a client for the socket at path.
@@ -60,19 +69,10 @@ func NewClient(socket string) *Client {
 
 // SSHFromEnv reads the current SSH session from SSH_CONNECTION
 // ("client_ip client_port server_ip server_port") or, failing that,
-// SSH_CLIENT ("client_ip client_port server_port").
+// SSH_CLIENT ("client_ip client_port server_port"). The CLI uses
+// sshpeer.Find, which also sees through sudo.
 func SSHFromEnv(getenv func(string) string) netip.AddrPort {
-	if f := strings.Fields(getenv("SSH_CONNECTION")); len(f) == 4 {
-		if ap, err := netip.ParseAddrPort(net.JoinHostPort(f[0], f[3])); err == nil {
-			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		}
-	}
-	if f := strings.Fields(getenv("SSH_CLIENT")); len(f) == 3 {
-		if ap, err := netip.ParseAddrPort(net.JoinHostPort(f[0], f[2])); err == nil {
-			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		}
-	}
-	return netip.AddrPort{}
+	return sshpeer.FromEnv(getenv)
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
@@ -96,6 +96,14 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	if c.Force {
 		req.Header.Set(HeaderForce, "1")
+	}
+	if c.SSHUnknown != "" {
+		req.Header.Set(HeaderSSHUnknown, headerSafe(c.SSHUnknown))
+		if method != http.MethodGet && c.Warn != nil {
+			c.warned.Do(func() {
+				fmt.Fprintf(c.Warn, "warning: %s; the SSH lockout guard is off, a change may cut this session off (sudo --preserve-env=SSH_CONNECTION keeps it on)\n", c.SSHUnknown)
+			})
+		}
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

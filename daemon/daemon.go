@@ -166,7 +166,11 @@ func (d *Daemon) update(ctx context.Context, g Guard, fn func(tx store.Tx) (func
 	cfg := d.config().FirewallRules()
 	touched := false
 	guarded := g.SSH.IsValid() && !g.Force
+	note := guardOff(ctx)
 	err := d.db.Update(func(tx store.Tx) error {
+		if note != "" {
+			tx = notingTx{tx, note}
+		}
 		now := d.now()
 		var before firewall.State
 		if guarded {
@@ -499,6 +503,7 @@ func (d *Daemon) ReloadConfirm(ctx context.Context, g Guard, confirm time.Durati
 		d.mu.Unlock()
 	}
 	rec.Result = "ok"
+	rec.Detail = withNote(rec.Detail, guardOff(ctx))
 	d.audit(rec)
 	return nil
 }

@@ -84,7 +84,7 @@ func Init(opts InitOptions) error {
 	if opts.SSH.IsValid() {
 		wants = append(wants, want{AdminAccount, "administrator (SSH client at init)", []netip.Addr{opts.SSH.Unmap()}})
 	} else {
-		fmt.Fprintln(out, "no SSH session found (SSH_CONNECTION unset): no admin address whitelisted")
+		fmt.Fprintln(out, "no SSH session found: no admin address whitelisted")
 	}
 	return db.Update(func(tx store.Tx) error {
 		for _, w := range wants {

@@ -300,7 +300,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/confirm", d.handle(func(r *http.Request) (any, error) {
 		return struct{}{}, d.Confirm()
 	}))
-	return d.authorize(mux)
+	return d.authorize(noteSSHUnknown(mux))
 }
 
 func (d *Daemon) authorize(next http.Handler) http.Handler {

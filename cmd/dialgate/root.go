@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dialgate/dialgate/daemon"
+	"github.com/dialgate/dialgate/sshpeer"
 )
 
 type globals struct {
@@ -58,15 +59,19 @@ func (g *globals) config() (daemon.Config, error) {
 }
 
 // client returns a LocalAPI client that carries the caller's SSH session
-// so the daemon can refuse to cut it off.
+// so the daemon can refuse to cut it off, or, when the caller runs in one
+// whose address cannot be found, says that the guard is off.
 func (g *globals) client(force bool) (*daemon.Client, error) {
 	cfg, err := g.config()
 	if err != nil {
 		return nil, err
 	}
 	c := daemon.NewClient(cfg.Socket)
-	c.SSH = daemon.SSHFromEnv(os.Getenv)
-	c.Force = force
+	s := sshpeer.Find() // through sudo and su too
+	c.SSH, c.Force = s.Addr, force
+	if s.Lost() {
+		c.SSHUnknown, c.Warn = s.Warning(), os.Stderr
+	}
 	return c, nil
 }
 

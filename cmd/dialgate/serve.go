@@ -14,6 +14,7 @@ import (
 
 	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/sshpeer"
 )
 
 func newInitCmd(g *globals) *cobra.Command {
@@ -28,10 +29,14 @@ func newInitCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			ssh := sshpeer.Find() // through sudo and su too
+			if ssh.Lost() {
+				cmd.PrintErrf("warning: %s; no admin address can be whitelisted, so `dialgate serve` may lock this session out (sudo --preserve-env=SSH_CONNECTION dialgate init finds it)\n", ssh.Warning())
+			}
 			err = daemon.Init(daemon.InitOptions{
 				ConfigPath: g.configPath,
 				Addrs:      addrs,
-				SSH:        daemon.SSHFromEnv(os.Getenv).Addr(),
+				SSH:        ssh.Addr.Addr(),
 				Out:        cmd.OutOrStdout(),
 			})
 			if err == nil {
