@@ -503,9 +503,12 @@ func (d *Daemon) ReloadConfirm(ctx context.Context, g Guard, confirm time.Durati
 		d.mu.Unlock()
 	}
 	rec.Result = "ok"
+	if err != nil {
+		rec.Result, rec.Detail = "partial", strings.TrimSpace(rec.Detail+" "+err.Error())
+	}
 	rec.Detail = withNote(rec.Detail, guardOff(ctx))
 	d.audit(rec)
-	return nil
+	return err
 }
 
 // pendingReload is a reload applied but not yet confirmed.
