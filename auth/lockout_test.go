@@ -16,7 +16,7 @@ var lockT0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
 func openStore(t *testing.T) *store.DB {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "dialgate.db"), store.Options{})
+	db, err := store.Open(filepath.Join(t.TempDir(), "dialgate.db"), store.Options{Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

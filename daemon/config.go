@@ -39,6 +39,7 @@ type Config struct {
 	Door     DoorConfig     `toml:"door"`
 	AMI      AMIConfig      `toml:"ami"`
 	Metrics  MetricsConfig  `toml:"metrics"`
+	Audit    AuditConfig    `toml:"audit"`
 
 	// Warnings are settings that are accepted but risky (FastAGI reachable
 	// from afar, a secret in a world-readable file, ...). The daemon logs
@@ -185,7 +186,7 @@ type Duration struct{ time.Duration }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
+	v, err := parseDuration(string(b)) // also "90d"
 	if err != nil {
 		return err
 	}
@@ -221,6 +222,7 @@ func DefaultConfig() Config {
 	}
 	c.Firewall.parsed = firewall.DefaultConfig()
 	c.Firewall.Backend = firewall.KindIPTables
+	c.Audit = defaultAudit()
 	return c
 }
 
@@ -412,6 +414,9 @@ func parseConfig(path string, data []byte) (Config, error) {
 	if err := c.Metrics.validate(); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
+	if err := c.Audit.validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
 	if err := c.AMI.validate(); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -539,6 +544,14 @@ follow_reregister = false # move a live grant when the phone registers from a ne
 [metrics]
 # Prometheus endpoint (/metrics), loopback only; empty: off.
 listen = ""
+
+[audit]
+# The audit log keeps records for max_age ("90d", "2160h"; "0s": any age)
+# and at most max_records of them, the newest (0: any number); the daemon
+# drops the rest as it purges expired grants. Each field of a record is
+# cut to 512 bytes, so a huge refused value cannot bloat the log.
+max_age = "365d"
+max_records = 100000
 
 [door.sounds]             # Asterisk sound files (all core sounds)
 account_prompt = "agent-user"      # "agent login": key your account number

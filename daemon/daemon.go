@@ -70,7 +70,7 @@ func New(opts Options) (*Daemon, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	db, err := store.Open(opts.Config.DB, store.Options{})
+	db, err := openDB(opts.Config.DB)
 	if err != nil {
 		return nil, err
 	}
@@ -661,8 +661,10 @@ func (d *Daemon) purgeExpired() error {
 		}
 		// Lockout records that no longer lock and whose failures left the
 		// window count for nothing; invented caller IDs must not pile up.
-		_, err = tx.PurgeLockouts(now, now.Add(-window))
-		return err
+		if _, err = tx.PurgeLockouts(now, now.Add(-window)); err != nil {
+			return err
+		}
+		return d.purgeAudit(tx, now)
 	})
 }
 

@@ -17,7 +17,7 @@ import (
 // about: a grant synced from the partial state must leave the kernel as
 // a full rebuild would.
 func TestDesiredForMatchesDesiredState(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "dialgate.db"), store.Options{})
+	db, err := store.Open(filepath.Join(t.TempDir(), "dialgate.db"), store.Options{Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

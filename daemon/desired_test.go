@@ -11,7 +11,7 @@ import (
 )
 
 func TestDesiredState(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "d.db"), store.Options{})
+	db, err := store.Open(filepath.Join(t.TempDir(), "d.db"), store.Options{Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,7 @@ func newDoorTest(t *testing.T) *doorTest {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DB = filepath.Join(t.TempDir(), "dialgate.db")
+	createDB(t, cfg.DB)
 	cfg.Door.HashMemoryKiB, cfg.Door.HashTime, cfg.Door.HashThreads = 1024, 1, 1
 	fw := fwfake.New()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))

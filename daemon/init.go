@@ -65,7 +65,7 @@ func Init(opts InitOptions) error {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(out, "warning: %s\n", w)
 	}
-	db, err := store.Open(cfg.DB, store.Options{})
+	db, err := store.Open(cfg.DB, store.Options{Create: true})
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("init: %w; init prepares a fresh install, with the daemon running use `dialgate allow` instead", err)
 	}

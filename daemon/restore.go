@@ -18,7 +18,7 @@ import (
 // addresses. It refuses to run while the daemon holds the database, and
 // to replace a firewall another dialgate install owns unless force.
 func Restore(ctx context.Context, cfg Config, fw firewall.Backend, log *slog.Logger, force bool) error {
-	db, err := store.Open(cfg.DB, store.Options{})
+	db, err := openDB(cfg.DB)
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("restore: %w; the daemon keeps the firewall itself (use dialgate reload)", err)
 	}

@@ -300,6 +300,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/confirm", d.handle(func(r *http.Request) (any, error) {
 		return struct{}{}, d.Confirm()
 	}))
+	d.dbRoutes(mux)
 	return d.authorize(noteSSHUnknown(mux))
 }
 

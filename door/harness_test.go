@@ -65,7 +65,7 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "dialgate.db"), store.Options{})
+	db, err := store.Open(filepath.Join(t.TempDir(), "dialgate.db"), store.Options{Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"time"
@@ -66,6 +67,16 @@ type Options struct {
 	// to wait forever: a CLI that hangs behind a running daemon is worse
 	// than one that says so.
 	Timeout time.Duration
+	// Create makes a missing or empty (0-byte) file a new, empty
+	// database. Only "dialgate init" sets it. Without it such a file, or
+	// one whose creation never finished, is refused with ErrNoDatabase:
+	// an empty whitelist applied to the kernel would lock everybody out,
+	// so a lost database must be restored, never silently recreated.
+	Create bool
+	// ReadOnly opens without writing anything, under a shared lock (a
+	// backup or a check of a database no daemon holds). The door index is
+	// not built for a database that predates it.
+	ReadOnly bool
 }
 
 // DB is a Store backed by a bbolt file.
@@ -76,8 +87,14 @@ type DB struct {
 
 var _ Store = (*DB)(nil)
 
-// Open opens the database at path, creating it (and its parent directory,
-// mode 0700) if needed, and checks or writes its schema version.
+// Open opens the database at path and checks or writes its schema
+// version. With opts.Create a missing or empty file (and its parent
+// directory, mode 0700) is created; without it such a file fails with
+// ErrNoDatabase.
+//
+// An existing file is checked before bbolt maps it (a truncated file
+// would crash the process) and with bbolt's own consistency check after;
+// a damaged one fails with an error wrapping ErrDamaged, unchanged.
 //
 // The file is made mode 0600 whatever the umask, and an existing file with
 // looser permissions is tightened: it holds passcode hashes. If another
@@ -85,27 +102,74 @@ var _ Store = (*DB)(nil)
 // wrapping ErrLocked; a database from an incompatible dialgate fails with
 // ErrSchema.
 func Open(path string, opts Options) (*DB, error) {
+	return open(path, path, opts)
+}
+
+// open is Open of the file at path, named shown in messages and by Path:
+// a copy being checked is reported as the database it was made from.
+func open(path, shown string, opts Options) (*DB, error) {
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create database directory: %w", err)
+	exists, err := statDB(path)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case exists:
+		if err := preflight(path, shown, timeout); err != nil {
+			return nil, err
+		}
+	case !opts.Create || opts.ReadOnly:
+		if _, err := os.Stat(path); err == nil {
+			return nil, noDatabase(path, "is empty (0 bytes)")
+		}
+		return nil, noDatabase(path, "does not exist")
+	default:
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create database directory: %w", err)
+		}
 	}
 
-	bdb, err := bbolt.Open(path, 0o600, &bbolt.Options{
+	return openBolt(path, shown, timeout, exists, opts)
+}
+
+// openBolt is Open once the file has passed preflight (exists) or is to
+// be created. Preflight leaves bbolt nothing to crash on; should a damaged
+// file still get a panic out of bbolt here, or a fault in this
+// goroutine, it is reported as damage rather than killing the process.
+func openBolt(path, shown string, timeout time.Duration, exists bool, opts Options) (db *DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	var bdb *bbolt.DB
+	defer func() {
+		if p := recover(); p != nil {
+			if bdb != nil {
+				_ = bdb.Close()
+			}
+			db, err = nil, damaged(shown, fmt.Errorf("bbolt failed reading it: %v", p))
+		}
+	}()
+	bdb, err = bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout:  timeout,
 		OpenFile: openPrivate,
+		ReadOnly: opts.ReadOnly,
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, newError(fmt.Sprintf("database %s is held by another process (is \"dialgate serve\" running?)", path), ErrLocked, err)
+		return nil, newError(fmt.Sprintf("database %s is held by another process (is \"dialgate serve\" running?)", shown), ErrLocked, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		return nil, fmt.Errorf("open database %s: %w", shown, err)
 	}
 
-	db := &DB{bolt: bdb, path: path}
-	if err := db.prepare(); err != nil {
+	db = &DB{bolt: bdb, path: shown}
+	if exists {
+		if err := db.boltCheck(); err != nil {
+			_ = bdb.Close()
+			return nil, err
+		}
+	}
+	if err := db.prepare(opts.Create, opts.ReadOnly); err != nil {
 		_ = bdb.Close()
 		return nil, err
 	}
@@ -132,12 +196,12 @@ func openPrivate(name string, flag int, _ os.FileMode) (*os.File, error) {
 	return f, nil
 }
 
-// prepare initialises a fresh database or checks an existing one. bbolt
-// gives a new file an empty root, so "fresh" means "no buckets at all";
-// anything else must carry our schema version. An existing database
-// without the door index (written before it existed) gets one built from
-// its accounts; an existing index is trusted.
-func (db *DB) prepare() error {
+// prepare initialises a fresh database (create) or checks an existing
+// one. bbolt gives a new file an empty root, so "fresh" means "no buckets
+// at all"; anything else must carry our schema version. An existing
+// database without the door index (written before it existed) gets one
+// built from its accounts, unless readOnly; an existing index is trusted.
+func (db *DB) prepare(create, readOnly bool) error {
 	var fresh, noIndex bool
 	err := db.bolt.View(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
@@ -174,8 +238,12 @@ func (db *DB) prepare() error {
 	if err != nil {
 		return err
 	}
+	if fresh && (!create || readOnly) {
+		// An init that died before its first transaction.
+		return noDatabase(db.path, "was never initialised (it holds no dialgate data)")
+	}
 	if !fresh {
-		if !noIndex {
+		if !noIndex || readOnly {
 			return nil
 		}
 		// One transaction: a crash leaves the database as it was, and the

@@ -22,7 +22,7 @@ import (
 // when the test ends.
 func openTest(t *testing.T) *DB {
 	t.Helper()
-	db, err := Open(filepath.Join(t.TempDir(), "dialgate.db"), Options{})
+	db, err := Open(filepath.Join(t.TempDir(), "dialgate.db"), Options{Create: true})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -58,7 +58,7 @@ func TestOpenCreatesPrivateFileDespiteUmask(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "var", "lib", "dialgate")
 	path := filepath.Join(dir, "dialgate.db")
-	db, err := Open(path, Options{})
+	db, err := Open(path, Options{Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,12 +95,13 @@ func TestOpenTightensExistingFile(t *testing.T) {
 }
 
 func TestOpenInitialisesEmptyFile(t *testing.T) {
-	// An admin may touch the file first; an empty file is a new database.
+	// An admin may touch the file before init; with Create an empty file
+	// is a new database.
 	path := filepath.Join(t.TempDir(), "dialgate.db")
 	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	db, err := Open(path, Options{})
+	db, err := Open(path, Options{Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestOpenSchemaMismatch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "dialgate.db")
 			if tt.edit != nil {
-				db, err := Open(path, Options{})
+				db, err := Open(path, Options{Create: true})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -277,7 +278,7 @@ func TestHelperWriter(t *testing.T) {
 	if path == "" {
 		t.Skip("helper process for TestReopenAfterCrash")
 	}
-	db, err := Open(path, Options{})
+	db, err := Open(path, Options{Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,18 @@
 // addresses, refusing dangerous entries, hashing passcodes and deciding
 // who may have a grant belong to the firewall and auth packages.
 //
+// Only Open with Options.Create ("dialgate init") makes a new database;
+// without it a missing, empty or never-initialised file is ErrNoDatabase,
+// because a whitelist started from nothing locks everybody out. An
+// existing file is read with plain reads before bbolt maps it (bbolt
+// crashes the process on a truncated file) and passes bbolt's consistency
+// check, or Open fails with ErrDamaged and changes nothing. Backup and
+// SaveBackup make checked, consistent copies; CheckFile and CheckCopy
+// check a file or a running database.
+//
+// Every audit record's fields are bounded (MaxAuditField) where it is
+// written, and PurgeAudit applies a retention by age and count.
+//
 // bbolt admits one process at a time, so only "dialgate serve" (and
 // "dialgate init" before the daemon has ever run) open the database; a
 // second opener fails fast with ErrLocked rather than waiting.

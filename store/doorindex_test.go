@@ -734,7 +734,7 @@ func TestLockouts(t *testing.T) {
 // replaces, a scan of every account, on 10 000 accounts.
 func BenchmarkAccountByNumber(b *testing.B) {
 	const n = 10000
-	db, err := Open(b.TempDir()+"/dialgate.db", Options{})
+	db, err := Open(b.TempDir()+"/dialgate.db", Options{Create: true})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -22,6 +22,16 @@ var (
 	// incomplete or out of range (missing name, unknown kind, bad ID,
 	// permission code outside 0-9).
 	ErrInvalid = errors.New("invalid")
+	// ErrNoDatabase reports that the database file is missing, empty or
+	// was never initialised. Only Open with Options.Create (what
+	// "dialgate init" does) makes a new database; anything else refuses
+	// rather than start from nothing, since an empty whitelist applied to
+	// the kernel would lock every administrator and trunk out.
+	ErrNoDatabase = errors.New("no database")
+	// ErrDamaged reports a database file that is truncated, overwritten or
+	// inconsistent. The file was not changed; the remedy is the last
+	// backup ("dialgate db backup").
+	ErrDamaged = errors.New("database is damaged")
 )
 
 // detailError carries a complete human message while still matching its

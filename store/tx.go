@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -93,6 +96,10 @@ type Tx interface {
 	// AuditLog returns records with Time at or after since, oldest first.
 	// With limit > 0 it returns only the newest limit of them.
 	AuditLog(since time.Time, limit int) ([]AuditRecord, error)
+	// PurgeAudit deletes the records older than before (none if before is
+	// zero), then the oldest beyond the newest keep (none if keep <= 0),
+	// and returns how many it deleted.
+	PurgeAudit(before time.Time, keep int) (int, error)
 
 	// Setting and PutSetting keep small daemon settings that the CLI
 	// changes (SIP secret domains, say) as opaque bytes; a missing key is
@@ -651,6 +658,7 @@ func (t *boltTx) Audit(r AuditRecord) error {
 	if r.Time.IsZero() {
 		r.Time = time.Now()
 	}
+	r = boundAudit(r)
 	// The sequence breaks ties between records in the same nanosecond (or
 	// the same coarse clock tick) and keeps them in insertion order.
 	seq, err := b.NextSequence()
@@ -710,6 +718,87 @@ func (t *boltTx) AuditLog(since time.Time, limit int) ([]AuditRecord, error) {
 		out[i], out[j] = out[j], out[i]
 	}
 	return out, nil
+}
+
+func (t *boltTx) PurgeAudit(before time.Time, keep int) (int, error) {
+	b, err := t.bucket(bucketAudit)
+	if err != nil {
+		return 0, err
+	}
+	// Keys sort oldest first, so both rules cut a prefix of the bucket:
+	// find where the survivors start, then delete what lies before.
+	c := b.Cursor()
+	var cut []byte // the first key kept; nil: delete everything
+	if keep > 0 {
+		k, _ := c.Last()
+		for i := 1; i < keep && k != nil; i++ {
+			k, _ = c.Prev()
+		}
+		cut = k
+		if k == nil { // keep or fewer records
+			cut, _ = c.First()
+		}
+	} else {
+		cut, _ = c.First()
+	}
+	if cut == nil {
+		return 0, nil
+	}
+	cut = bytes.Clone(cut)
+	if !before.IsZero() {
+		if age := auditKey(before, 0); bytes.Compare(age, cut) > 0 {
+			cut = age
+		}
+	}
+	var doomed [][]byte
+	for k, _ := c.First(); k != nil && bytes.Compare(k, cut) < 0; k, _ = c.Next() {
+		doomed = append(doomed, bytes.Clone(k))
+	}
+	for _, k := range doomed {
+		if err := del(b, k, "audit record"); err != nil {
+			return 0, err
+		}
+	}
+	return len(doomed), nil
+}
+
+// MaxAuditField bounds each text field of a stored audit record, in
+// bytes: a refused request may carry a value of any length, and the log
+// needs only enough of it to tell what was refused.
+const MaxAuditField = 512
+
+// boundAudit is the one place audit records are bounded, so that no
+// request can bloat the log. A refusal's message usually quotes the value
+// refused, which the record already holds as its Subject or Account; a
+// long one is kept there only, and every field is cut to MaxAuditField
+// bytes, ending with a marker giving the length it had.
+func boundAudit(r AuditRecord) AuditRecord {
+	for _, v := range []struct{ value, name string }{{r.Subject, "subject"}, {r.Account, "account"}} {
+		if len(v.value) <= MaxAuditField {
+			continue
+		}
+		ref := fmt.Sprintf("(the %s, %d bytes)", v.name, len(v.value))
+		r.Detail = strings.ReplaceAll(r.Detail, strconv.Quote(v.value), ref)
+		r.Detail = strings.ReplaceAll(r.Detail, v.value, ref)
+	}
+	for _, f := range []*string{&r.Action, &r.Actor, &r.Account, &r.Subject, &r.Result, &r.Detail} {
+		*f = truncateField(*f)
+	}
+	return r
+}
+
+// truncateField cuts s to at most MaxAuditField bytes, marker included,
+// at a character boundary.
+func truncateField(s string) string {
+	if len(s) <= MaxAuditField {
+		return s
+	}
+	marker := fmt.Sprintf("…(%d bytes)", len(s))
+	n := MaxAuditField - len(marker)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + marker
 }
 
 // ---- lockouts ----
