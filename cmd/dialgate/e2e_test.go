@@ -255,10 +255,13 @@ func TestBadInputLeavesFirewallIntact(t *testing.T) {
 	}
 }
 
+// kernel is a snapshot of the namespace's firewall to compare before and
+// after: rules and sets of both backends, without counters (nft -s), which
+// stray traffic moves.
 func (e *e2e) kernel() string {
 	e.t.Helper()
 	var b strings.Builder
-	for _, c := range [][]string{{"iptables", "-S"}, {"ip6tables", "-S"}, {"ipset", "list"}, {"nft", "list", "ruleset"}} {
+	for _, c := range [][]string{{"iptables", "-S"}, {"ip6tables", "-S"}, {"ipset", "list"}, {"nft", "-s", "list", "ruleset"}} {
 		out, err := e.lab.Exec(e.lab.Server, c...)
 		if err != nil {
 			e.t.Fatal(err)
