@@ -24,8 +24,16 @@ var ErrNotOwner = errors.New("the firewall in the kernel is not this dialgate's"
 
 // LockDir holds one lock file per network namespace: a daemon or a
 // restore holds it while it owns that namespace's firewall. Whatever the
-// config says, two dialgates on one kernel meet here.
-var LockDir = "/run/dialgate"
+// config says, two dialgates on one kernel meet here. DIALGATE_LOCK_DIR
+// moves it, so tests leave the machine's /run alone.
+var LockDir = cmpOrEnv("DIALGATE_LOCK_DIR", "/run/dialgate")
+
+func cmpOrEnv(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
 
 // keyInstallID is the setting naming this database's install: the owner
 // mark the kernel carries.

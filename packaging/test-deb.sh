@@ -37,6 +37,11 @@ for p in /var/lib/dialgate /etc/dialgate; do
 	[ ! -e "$p" ] || fail "$p exists: dialgate is set up here and the purge would delete it; run this on a throwaway machine"
 done
 ok "no dialgate package, no /var/lib/dialgate, no /etc/dialgate"
+# /run/dialgate may hold namespace lock files from earlier test runs (a
+# daemon run with a cleared environment cannot be pointed elsewhere); what
+# counts is that the install does not make it.
+run_before=0
+[ -e /run/dialgate ] && run_before=1
 
 installed=0
 cleanup() {
@@ -181,7 +186,7 @@ if command -v systemctl >/dev/null; then
 	ok "systemctl is-enabled: disabled (both)"
 fi
 [ ! -e /var/lib/dialgate ] || fail "/var/lib/dialgate was created by the install"
-[ ! -e /run/dialgate ] || fail "/run/dialgate was created by the install"
+[ "$run_before" = 1 ] || [ ! -e /run/dialgate ] || fail "/run/dialgate was created by the install"
 pgrep -x dialgate >/dev/null && fail "a dialgate process is running"
 ok "no unit links, no state, no runtime dir, no dialgate process"
 

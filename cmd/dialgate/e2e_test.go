@@ -24,12 +24,24 @@ import (
 // code under test, as separate processes inside the lab's namespace.
 const beMain = "DIALGATE_TEST_BE_MAIN"
 
+// lockDir is where the daemons these tests start keep their
+// network-namespace locks: not the machine's /run/dialgate.
+var lockDir string
+
 func TestMain(m *testing.M) {
 	if os.Getenv(beMain) == "1" {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	dir, err := os.MkdirTemp("", "dialgate-locks-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	lockDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 const probe = 400 * time.Millisecond
@@ -72,7 +84,7 @@ func (e *e2e) command(args ...string) *exec.Cmd {
 	}
 	full := append([]string{"netns", "exec", e.lab.Server, self, "--config", e.cfg}, args...)
 	cmd := exec.Command("ip", full...)
-	cmd.Env = append(os.Environ(), beMain+"=1", "SSH_CONNECTION=", "SSH_CLIENT=")
+	cmd.Env = append(os.Environ(), beMain+"=1", "SSH_CONNECTION=", "SSH_CLIENT=", "DIALGATE_LOCK_DIR="+lockDir)
 	cmd.Env = append(cmd.Env, e.env...)
 	return cmd
 }
