@@ -79,8 +79,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	// Expired grants: the kernel dropped them through the set timeouts;
-	// this keeps the store and the audit log in step.
-	go d.every(ctx, 30*time.Second, "purge expired grants", d.purgeExpired)
+	// this keeps the store and the audit log in step, and takes out of
+	// the kernel what it still holds after a wall-clock jump.
+	go d.every(ctx, 30*time.Second, "purge expired grants", func() error { return d.purgeGrants(ctx) })
+	// The kernel is checked against the store every second from now on.
+	go d.newWatchdog(WatchdogInterval).run(ctx)
 	go func() {
 		if _, err := d.RefreshFQDNs(ctx, nil, false); err != nil && ctx.Err() == nil {
 			d.log.Error("fqdn refresh at start", "err", err)

@@ -30,6 +30,14 @@ type Backend interface {
 	DelMember(ctx context.Context, code int, p netip.Prefix) error
 	// Status reads the kernel back.
 	Status(ctx context.Context) (Status, error)
+	// Verify compares the kernel with want without changing anything:
+	// the chain's rules, the jump into it and what runs ahead of it, the
+	// sets and their members (timeouts within VerifySlack), and leftovers
+	// of an interrupted rebuild. It reads each family's table and the
+	// sets once, so it is cheap enough to run every second. An empty
+	// Drift means the kernel filters as want says; otherwise Apply
+	// repairs what it lists.
+	Verify(ctx context.Context, want State) (Drift, error)
 	// Remove takes every dialgate chain, jump and set out of the kernel.
 	Remove(ctx context.Context) error
 	Close() error
@@ -39,10 +47,16 @@ type Backend interface {
 type Status struct {
 	Families []FamilyStatus `json:"families"`
 	Sets     []SetStatus    `json:"sets"`
+	// Coexistence notes other firewalls found beside dialgate (the
+	// FreePBX Firewall module, fail2ban, the other backend's firewall):
+	// what they do to dialgate's filtering and what to do about it.
+	Coexistence []string `json:"coexistence,omitempty"`
 }
 
-// Loaded reports whether every family has the chain in place with the
-// jump first in INPUT.
+// Loaded reports whether every family has the chain in place and in
+// force: the jump effectively first in INPUT (only rules that cannot
+// admit a packet, such as fail2ban's, ahead of it). It is what `dialgate
+// status` calls protected.
 func (s Status) Loaded() bool {
 	if len(s.Families) == 0 {
 		return false
@@ -61,11 +75,30 @@ type FamilyStatus struct {
 	Family      string `json:"family"`
 	ChainLoaded bool   `json:"chain_loaded"`
 	// JumpFirst reports the chain in force: for iptables, jumped to
-	// first from INPUT; for nftables, hooked at input as dialgate hooks
-	// it (priority filter - 10, policy accept).
+	// from INPUT with nothing ahead of the jump that can accept a packet
+	// (Ahead lists what is there); for nftables, hooked at input as
+	// dialgate hooks it (priority filter - 10, policy accept).
 	JumpFirst   bool   `json:"jump_first"`
 	Rules       int    `json:"rules"`
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// JumpPosition is the jump's rule number in INPUT (iptables), 1 when
+	// it is literally first; 0 when there is no jump.
+	JumpPosition int `json:"jump_position,omitempty"`
+	// Ahead lists what filters before dialgate: the INPUT rules ahead of
+	// the jump (iptables), or other tables' input chains at an earlier
+	// priority (nftables), each judged harmless or not.
+	Ahead []AheadRule `json:"ahead,omitempty"`
+}
+
+// AheadRule is one rule (or chain) that sees packets before dialgate.
+type AheadRule struct {
+	Rule string `json:"rule"`
+	// Harmless means it cannot admit a packet dialgate would drop: it
+	// only drops, rejects, returns or logs, or jumps to a chain that does
+	// (fail2ban's f2b-* chains), or it admits only what dialgate admits
+	// first anyway (loopback, established connections).
+	Harmless bool   `json:"harmless"`
+	Why      string `json:"why"`
 }
 
 // SetStatus is one kernel set and its members.

@@ -23,4 +23,17 @@
 //
 // Apply is idempotent, and neither backend ever leaves the host without
 // its rules while it works.
+//
+// Verify compares the kernel with a desired State without changing it
+// (the rules, the jump and what runs ahead of it, the sets' members and
+// leftovers of an interrupted rebuild) and returns the Drift in words;
+// Apply repairs it. It reads each family's table once (`iptables -S`)
+// and the sets with one dump each, so a watchdog can run it every
+// second; both backends also implement Watcher, which hears of rule
+// changes from nftables' notifications (iptables-nft's included) so a
+// check can follow a change at once. Rules ahead of dialgate's jump that
+// cannot accept a packet (fail2ban's f2b-* chains) are harmless and stay;
+// one that can accept is drift, and Apply moves the jump in front of it.
+// Status reports both, and in Coexistence what it found of other
+// firewalls (the FreePBX Firewall module, fail2ban, the other backend).
 package firewall

@@ -2,6 +2,8 @@ package firewall
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,10 +14,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/coreos/go-iptables/iptables"
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -35,7 +39,28 @@ type IPTables struct {
 	nl    *netlink.Handle
 	batch *ipsetBatch
 	log   *slog.Logger
+	// ns is our descriptor of the namespace current when NewIPTables
+	// ran; nsID identifies it. iptables commands run there (see inNS),
+	// whichever thread calls.
+	ns   int
+	nsID nsID
+	// known is each family's chain as this backend last wrote it and
+	// read it back: Apply and Verify compare the kernel's with it, so a
+	// rule replaced in place (same count, same fingerprint comment) is
+	// found too. Guarded by mu.
+	known  map[Family]chainPrint
+	closed bool
+	// changes counts the calls that may have changed the kernel.
+	changes atomic.Uint64
 }
+
+// Changes implements ChangeCounter.
+func (b *IPTables) Changes() uint64 { return b.changes.Load() }
+
+// chainPrint identifies the rules of a chain as `iptables -S` prints
+// them: the fingerprint comment dialgate wrote and a digest of every
+// line.
+type chainPrint struct{ fp, render string }
 
 var _ Backend = (*IPTables)(nil)
 
@@ -55,36 +80,65 @@ func NewIPTables(log *slog.Logger) (*IPTables, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &IPTables{ipt: map[Family]*iptables.IPTables{}, log: log}
+	b := &IPTables{ipt: map[Family]*iptables.IPTables{}, log: log, known: map[Family]chainPrint{}}
+	ns, id, err := currentNS()
+	if err != nil {
+		return nil, fmt.Errorf("firewall: network namespace: %w", err)
+	}
+	b.ns, b.nsID = ns, id
 	for f, proto := range map[Family]iptables.Protocol{V4: iptables.ProtocolIPv4, V6: iptables.ProtocolIPv6} {
 		ipt, err := iptables.New(iptables.IPFamily(proto), iptables.Timeout(10))
 		if err != nil {
+			unix.Close(ns)
 			return nil, fmt.Errorf("firewall: %s iptables unavailable (is the iptables package installed?): %w", f, err)
 		}
 		b.ipt[f] = ipt
 	}
 	h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
 	if err != nil {
+		unix.Close(ns)
 		return nil, fmt.Errorf("firewall: netlink: %w", err)
 	}
 	b.nl = h
 	if _, _, err := b.nl.IpsetProtocol(); err != nil {
 		h.Close()
+		unix.Close(ns)
 		return nil, fmt.Errorf("firewall: kernel ipset support unavailable (module ip_set not loaded?): %w", err)
 	}
 	if b.batch, err = newIpsetBatch(); err != nil {
 		h.Close()
+		unix.Close(ns)
 		return nil, fmt.Errorf("firewall: %w", err)
 	}
 	return b, nil
 }
 
-// Close releases the netlink socket. The kernel rules stay: a server must
-// remain protected after dialgate exits.
+// Close releases the netlink sockets. The kernel rules stay: a server
+// must remain protected after dialgate exits.
 func (b *IPTables) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
 	b.nl.Close()
 	b.batch.close()
+	unix.Close(b.ns)
+	b.closed = true
 	return nil
+}
+
+// inNS runs fn, which runs iptables commands, in the backend's
+// namespace: at once when the calling thread is there already (always,
+// in the daemon), else on a thread of its own switched there for the
+// call. A command starts in the namespace of the thread that starts it,
+// so without this a caller on another thread (a watchdog goroutine in a
+// test) would edit its own namespace's firewall.
+func (b *IPTables) inNS(fn func() error) error {
+	if id, err := threadNS(); err == nil && id == b.nsID {
+		return fn()
+	}
+	return runInNS(b.ns, fn)
 }
 
 // Apply implements Backend.
@@ -98,12 +152,30 @@ func (b *IPTables) Rebuild(ctx context.Context, want State) error {
 }
 
 func (b *IPTables) apply(ctx context.Context, want State, rebuild bool) error {
+	b.changes.Add(1)
 	if err := want.Config.Validate(); err != nil {
 		return fmt.Errorf("firewall: %w", err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.closed {
+		return errIPTClosed
+	}
+	return b.inNS(func() error { return b.applyLocked(ctx, want, rebuild) })
+}
+
+var errIPTClosed = errors.New("firewall: iptables: backend closed")
+
+func (b *IPTables) applyLocked(ctx context.Context, want State, rebuild bool) error {
 	start := time.Now()
+	// Leftovers of a rebuild killed half-way: its temporary sets.
+	for code := 0; code < NumCodes; code++ {
+		for _, f := range families {
+			if err := b.destroySet(SetName(code, f) + tempSuffix); err != nil {
+				return err
+			}
+		}
+	}
 	// Sets first: the rules refer to them by name.
 	var added, removed int
 	for code := 0; code < NumCodes; code++ {
@@ -143,6 +215,7 @@ func (b *IPTables) apply(ctx context.Context, want State, rebuild bool) error {
 
 // SyncMembers implements Backend.
 func (b *IPTables) SyncMembers(ctx context.Context, want State, prefixes []netip.Prefix) error {
+	b.changes.Add(1)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, p := range prefixes {
@@ -169,6 +242,7 @@ func (b *IPTables) SyncMembers(ctx context.Context, want State, prefixes []netip
 
 // AddMember implements Backend.
 func (b *IPTables) AddMember(ctx context.Context, code int, m Member) error {
+	b.changes.Add(1)
 	if err := checkCode(code); err != nil {
 		return err
 	}
@@ -181,6 +255,7 @@ func (b *IPTables) AddMember(ctx context.Context, code int, m Member) error {
 
 // DelMember implements Backend.
 func (b *IPTables) DelMember(ctx context.Context, code int, p netip.Prefix) error {
+	b.changes.Add(1)
 	if err := checkCode(code); err != nil {
 		return err
 	}
@@ -338,17 +413,32 @@ func (b *IPTables) replaceSet(name string, f Family, want []Member) error {
 			return err
 		}
 	}
-	if err := b.nl.IpsetSwap(tmp, name); err != nil {
+	if err := retryBusy(func() error { return b.nl.IpsetSwap(tmp, name) }); err != nil {
 		return fmt.Errorf("firewall: swap %s into %s: %w", tmp, name, err)
 	}
 	return b.destroySet(tmp)
 }
 
 func (b *IPTables) destroySet(name string) error {
-	if err := b.nl.IpsetDestroy(name); err != nil && !isNotExist(err) {
+	if err := retryBusy(func() error { return b.nl.IpsetDestroy(name) }); err != nil && !isNotExist(err) {
 		return fmt.Errorf("firewall: destroy set %s: %w", name, err)
 	}
 	return nil
+}
+
+// retryBusy runs op again while the kernel answers EBUSY, for up to a
+// second: ipset refuses to swap or destroy a set while a listing of it
+// is under way (`ipset list`, or another dialgate's status or watchdog
+// in the same namespace), and that lasts milliseconds.
+func retryBusy(op func() error) error {
+	deadline := time.Now().Add(time.Second)
+	for {
+		err := op()
+		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // isNotExist reports the kernel saying the set does not exist (ENOENT)
@@ -362,13 +452,22 @@ func isNotExist(err error) bool {
 
 // tableState is what one `iptables -S` shows of the filter table: the
 // INPUT rule numbers (1-based) of jumps to our chains, which chains
-// exist, and the fingerprint and size of the DIALGATE chain. One process
-// per family instead of one per question keeps a no-op Apply cheap.
+// exist, the fingerprint, size and digest of the DIALGATE chain, and
+// INPUT's policy and rules with every chain's rules, to judge what runs
+// ahead of the jump. One process per family instead of one per question
+// keeps a no-op Apply, and a Verify, cheap.
 type tableState struct {
 	jumps  map[int]string
 	chains map[string]bool
 	fp     string
 	rules  int
+	render string
+	policy string
+	input  []string // INPUT's rules, without "-A INPUT "
+	// chainRules holds the other chains' rules, without "-A <chain> ",
+	// parsed only when a rule ahead of the jump leads to them.
+	chainRules map[string][]string
+	judged     map[string]verdict
 }
 
 func (b *IPTables) readTable(f Family) (tableState, error) {
@@ -388,59 +487,103 @@ func (b *IPTables) readTable(f Family) (tableState, error) {
 }
 
 func parseTable(out string) tableState {
-	ts := tableState{jumps: map[int]string{}, chains: map[string]bool{}}
-	n := 0
+	ts := tableState{jumps: map[int]string{}, chains: map[string]bool{}, chainRules: map[string][]string{}, judged: map[string]verdict{}}
+	h := sha256.New()
 	for _, r := range strings.Split(out, "\n") {
 		switch {
 		case strings.HasPrefix(r, "-N "):
 			ts.chains[strings.TrimPrefix(r, "-N ")] = true
+		case strings.HasPrefix(r, "-P "+hook+" "):
+			ts.policy = strings.TrimPrefix(r, "-P "+hook+" ")
 		case strings.HasPrefix(r, "-A "+hook+" "):
-			n++
+			ts.input = append(ts.input, strings.TrimPrefix(r, "-A "+hook+" "))
 			switch r {
 			case "-A " + hook + " -j " + Chain:
-				ts.jumps[n] = Chain
+				ts.jumps[len(ts.input)] = Chain
 			case "-A " + hook + " -j " + chainSpare:
-				ts.jumps[n] = chainSpare
+				ts.jumps[len(ts.input)] = chainSpare
 			}
 		case strings.HasPrefix(r, "-A "+Chain+" "):
 			ts.rules++
+			h.Write([]byte(r))
+			h.Write([]byte{'\n'})
 			if ts.rules == 1 {
 				if i := strings.Index(r, commentPrefix); i >= 0 {
 					ts.fp = strings.Trim(strings.Fields(r[i+len(commentPrefix):])[0], `"`)
 				}
 			}
+		case strings.HasPrefix(r, "-A "):
+			name, rule, _ := strings.Cut(r[3:], " ")
+			ts.chainRules[name] = append(ts.chainRules[name], rule)
 		}
+	}
+	if ts.rules > 0 {
+		ts.render = hex.EncodeToString(h.Sum(nil))[:16]
 	}
 	return ts
 }
 
-// syncChain makes family f's chain equal want, jumped to first from
-// INPUT. Unless forced, a chain whose fingerprint and size already match
-// is left alone and only the jump position is repaired.
+// jumpPlace works out where dialgate's jump belongs: where the first
+// jump is when only harmless rules are ahead of it (fail2ban's stay in
+// front), else first in INPUT.
+func (ts *tableState) jumpPlace() (pos int, live string, keep int, ahead []AheadRule) {
+	pos, live = ts.firstJump()
+	keep = 1
+	if pos > 0 {
+		ahead = ts.ahead(pos)
+		if inForce(ahead) {
+			keep = pos
+		}
+	}
+	return pos, live, keep, ahead
+}
+
+// syncChain makes family f's chain equal want, in force in INPUT. Unless
+// forced, a chain whose fingerprint, size and printed rules already
+// match is left alone and only the jump is repaired.
 func (b *IPTables) syncChain(f Family, want [][]string, force bool) (rebuilt bool, err error) {
 	ipt := b.ipt[f]
 	ts, err := b.readTable(f)
 	if err != nil {
 		return false, fmt.Errorf("firewall: %s: %w", f, err)
 	}
-	js := ts.jumps
-	live := js[1]
-	if !force && live == Chain && ts.fp == fingerprint0(want) && ts.rules == len(want) {
-		return false, b.fixJumps(f, Chain, js)
-	}
-	if live == "" {
-		// No jump in first place: the chain it points to (if any) may be
-		// stale; still build beside it, never flush what INPUT uses.
-		for _, c := range js {
-			live = c
-			break
+	if ts.chains[chainProbe] { // a learnPrint killed half-way
+		if err := ipt.ClearAndDeleteChain(table, chainProbe); err != nil {
+			return false, fmt.Errorf("firewall: %s: delete leftover %s: %w", f, chainProbe, err)
 		}
 	}
+	_, live, keep, _ := ts.jumpPlace()
+	fp := fingerprint0(want)
+	if !force && live == Chain && ts.fp == fp && ts.rules == len(want) {
+		if b.known[f].fp != fp {
+			// How iptables prints these rules is not known yet (a new
+			// process, or new rules): find out on a scratch chain rather
+			// than trust what the live chain shows.
+			render, err := b.learnPrint(f, want)
+			if err != nil {
+				return false, fmt.Errorf("firewall: %s: %w", f, err)
+			}
+			b.known[f] = chainPrint{fp, render}
+		}
+		if b.known[f].render == ts.render {
+			if err := b.fixJumps(f, Chain, ts.jumps, keep); err != nil {
+				return false, err
+			}
+			if ts.chains[chainSpare] { // a rebuild's spare chain, left behind
+				if err := ipt.ClearAndDeleteChain(table, chainSpare); err != nil {
+					return false, fmt.Errorf("firewall: %s: delete leftover %s: %w", f, chainSpare, err)
+				}
+			}
+			return false, nil
+		}
+	}
+	// Without a live jump the chain it points to (if any) may be stale;
+	// build beside the jumped-to chain, never flush what INPUT uses.
 	target, other := Chain, chainSpare
 	if live == Chain {
 		target, other = chainSpare, Chain
 	}
-	if err := b.swapChain(f, target, other, ts.chains[other], want, js); err != nil {
+	if err := b.swapChain(f, target, other, ts.chains[other], want, ts.jumps, keep); err != nil {
 		return false, fmt.Errorf("firewall: %s: %w", f, err)
 	}
 	if target == chainSpare {
@@ -448,41 +591,95 @@ func (b *IPTables) syncChain(f Family, want [][]string, force bool) (rebuilt boo
 			return false, fmt.Errorf("firewall: %s: rename %s: %w", f, chainSpare, err)
 		}
 	}
+	// Read back what the kernel made of the rules, for the next Apply
+	// and Verify to compare with.
+	if ts, err = b.readTable(f); err != nil {
+		return true, fmt.Errorf("firewall: %s: %w", f, err)
+	}
+	b.known[f] = chainPrint{ts.fp, ts.render}
 	return true, nil
 }
 
-// swapChain builds target, points INPUT at it and drops every other jump
-// and the old chain, all in one iptables-restore transaction: the kernel
-// switches from the old rules to the new in one step, and if anything in
-// the batch fails nothing changes.
-func (b *IPTables) swapChain(f Family, target, other string, otherExists bool, rules [][]string, js map[int]string) error {
+// chainProbe is the scratch chain learnPrint writes rules to.
+const chainProbe = "DIALGATE-PRINT"
+
+// learnPrint finds out how iptables prints rules (`iptables -S`
+// normalises what it is given: match modules added, ICMP type names as
+// numbers, states reordered): it writes them to a scratch chain no rule
+// jumps to, reads that back and deletes it, and returns the digest
+// parseTable would compute for a DIALGATE chain holding them. The live
+// chain is never touched.
+func (b *IPTables) learnPrint(f Family, rules [][]string) (string, error) {
 	var sb strings.Builder
-	sb.WriteString("*filter\n:" + target + " - [0:0]\n")
+	sb.WriteString("*filter\n:" + chainProbe + " - [0:0]\n")
 	for _, r := range rules {
-		sb.WriteString("-A " + target + " " + restoreArgs(r) + "\n")
-	}
-	sb.WriteString("-I " + hook + " 1 -j " + target + "\n")
-	// Our insert shifted every old jump down by one; delete bottom-up so
-	// the numbers stay valid.
-	nums := slices.Sorted(maps.Keys(js))
-	slices.Reverse(nums)
-	for _, n := range nums {
-		fmt.Fprintf(&sb, "-D %s %d\n", hook, n+1)
-	}
-	if otherExists {
-		sb.WriteString("-F " + other + "\n-X " + other + "\n")
+		sb.WriteString("-A " + chainProbe + " " + restoreArgs(r) + "\n")
 	}
 	sb.WriteString("COMMIT\n")
+	if err := restore(f, sb.String()); err != nil {
+		return "", err
+	}
+	bin := "iptables"
+	if f == V6 {
+		bin = "ip6tables"
+	}
+	out, err := exec.Command(bin, "-w", "-t", table, "-S", chainProbe).Output()
+	derr := restore(f, "*filter\n-F "+chainProbe+"\n-X "+chainProbe+"\nCOMMIT\n")
+	if err != nil {
+		return "", fmt.Errorf("%s -S %s: %w", bin, chainProbe, err)
+	}
+	if derr != nil {
+		return "", derr
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(l, "-A "+chainProbe+" "); ok {
+			lines = append(lines, "-A "+Chain+" "+rest)
+		}
+	}
+	return parseTable(strings.Join(lines, "\n")).render, nil
+}
+
+// restore runs iptables-restore --noflush with script.
+func restore(f Family, script string) error {
 	bin := "iptables-restore"
 	if f == V6 {
 		bin = "ip6tables-restore"
 	}
 	cmd := exec.Command(bin, "--noflush", "-w")
-	cmd.Stdin = strings.NewReader(sb.String())
+	cmd.Stdin = strings.NewReader(script)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s: %w: %s", bin, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// swapChain builds target, points INPUT at it (at position at) and drops
+// every other jump and the old chain, all in one iptables-restore
+// transaction: the kernel switches from the old rules to the new in one
+// step, and if anything in the batch fails nothing changes.
+func (b *IPTables) swapChain(f Family, target, other string, otherExists bool, rules [][]string, js map[int]string, at int) error {
+	var sb strings.Builder
+	sb.WriteString("*filter\n:" + target + " - [0:0]\n")
+	for _, r := range rules {
+		sb.WriteString("-A " + target + " " + restoreArgs(r) + "\n")
+	}
+	fmt.Fprintf(&sb, "-I %s %d -j %s\n", hook, at, target)
+	// Our insert shifted the old jumps at or below it down by one;
+	// delete bottom-up so the numbers stay valid.
+	nums := slices.Sorted(maps.Keys(js))
+	slices.Reverse(nums)
+	for _, n := range nums {
+		if n >= at {
+			n++
+		}
+		fmt.Fprintf(&sb, "-D %s %d\n", hook, n)
+	}
+	if otherExists {
+		sb.WriteString("-F " + other + "\n-X " + other + "\n")
+	}
+	sb.WriteString("COMMIT\n")
+	return restore(f, sb.String())
 }
 
 // restoreArgs joins rule arguments for iptables-restore, quoting the ones
@@ -505,10 +702,11 @@ func fingerprint0(rules [][]string) string {
 	return strings.TrimPrefix(c[len(c)-3], commentPrefix)
 }
 
-// fixJumps leaves exactly one jump, to keep, in first position.
-func (b *IPTables) fixJumps(f Family, keep string, js map[int]string) error {
+// fixJumps leaves exactly one jump, to keep, at position at: where it
+// is when only harmless rules are ahead of it, else first.
+func (b *IPTables) fixJumps(f Family, keep string, js map[int]string, at int) error {
 	ipt := b.ipt[f]
-	if js[1] != keep {
+	if js[at] != keep {
 		if err := ipt.Insert(table, hook, 1, "-j", keep); err != nil {
 			return fmt.Errorf("firewall: jump to %s: %w", keep, err)
 		}
@@ -516,13 +714,13 @@ func (b *IPTables) fixJumps(f Family, keep string, js map[int]string) error {
 		if err != nil {
 			return fmt.Errorf("firewall: %w", err)
 		}
-		js = ts.jumps
+		js, at = ts.jumps, 1
 	}
 	// Delete from the bottom so the numbers above stay valid.
 	nums := slices.Sorted(maps.Keys(js))
 	slices.Reverse(nums)
 	for _, n := range nums {
-		if n == 1 {
+		if n == at {
 			continue
 		}
 		if err := ipt.DeleteById(table, hook, n); err != nil {
@@ -538,65 +736,218 @@ func (b *IPTables) fixJumps(f Family, keep string, js map[int]string) error {
 func (b *IPTables) Status(ctx context.Context) (Status, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.closed {
+		return Status{}, errIPTClosed
+	}
 	var st Status
-	for _, f := range families {
-		fs := FamilyStatus{Family: f.String()}
-		ts, err := b.readTable(f)
-		if err != nil {
-			return st, fmt.Errorf("firewall: %s: %w", f, err)
+	var fpbx, f2b []string
+	err := b.inNS(func() error {
+		for _, f := range families {
+			ts, err := b.readTable(f)
+			if err != nil {
+				return fmt.Errorf("firewall: %s: %w", f, err)
+			}
+			pos, live, _, ahead := ts.jumpPlace()
+			fs := FamilyStatus{Family: f.String(), JumpPosition: pos, Ahead: ahead}
+			fs.JumpFirst = live == Chain && inForce(ahead)
+			fs.ChainLoaded, fs.Rules, fs.Fingerprint = ts.chains[Chain], ts.rules, ts.fp
+			st.Families = append(st.Families, fs)
+			for _, c := range ts.freePBXChains() {
+				if !slices.Contains(fpbx, c) {
+					fpbx = append(fpbx, c)
+				}
+			}
+			for _, c := range fail2banAhead(ahead) {
+				if !slices.Contains(f2b, c) {
+					f2b = append(f2b, c)
+				}
+			}
 		}
-		fs.JumpFirst = ts.jumps[1] == Chain
-		fs.ChainLoaded, fs.Rules, fs.Fingerprint = ts.chains[Chain], ts.rules, ts.fp
-		st.Families = append(st.Families, fs)
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	sets, err := b.dumpSets()
+	if err != nil {
+		return st, err
 	}
 	for code := 0; code < NumCodes; code++ {
 		for _, f := range families {
-			if err := ctx.Err(); err != nil {
-				return st, err
-			}
 			ss := SetStatus{Name: SetName(code, f), Code: code, Family: f.String()}
-			members, _, ok, err := b.listSet(ss.Name)
-			if err != nil {
-				return st, err
-			}
-			ss.Exists = ok
-			for p, t := range members {
-				ss.Entries = append(ss.Entries, SetEntry{Prefix: p, Timeout: t})
+			if d := sets[ss.Name]; d != nil {
+				ss.Exists = true
+				for p, t := range d.members {
+					ss.Entries = append(ss.Entries, SetEntry{Prefix: p, Timeout: t})
+				}
 			}
 			sortEntries(ss.Entries)
 			st.Sets = append(st.Sets, ss)
 		}
 	}
-	return st, nil
+	if len(fpbx) > 0 {
+		slices.Sort(fpbx)
+		st.Coexistence = append(st.Coexistence, noteFreePBXIPTables(fpbx))
+	}
+	if len(f2b) > 0 {
+		st.Coexistence = append(st.Coexistence, noteFail2ban(f2b))
+	}
+	// nftables tables beside the iptables rules: the nftables backend's,
+	// or the FreePBX Firewall's own (FreePBX 18).
+	if c, err := nftables.New(nftables.WithNetNSFd(b.ns)); err == nil {
+		if tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet); err == nil {
+			for _, t := range tables {
+				switch t.Name {
+				case NFTTable:
+					st.Coexistence = append(st.Coexistence, noteOtherNFT)
+				case fpbxNFTTable:
+					st.Coexistence = append(st.Coexistence, noteFreePBXNFT)
+				}
+			}
+		}
+	}
+	return st, ctx.Err()
+}
+
+// setDump is one of dialgate's ipsets as a dump shows it.
+type setDump struct {
+	timeouts bool
+	members  map[netip.Prefix]time.Duration
+}
+
+// dumpSets reads every ipset with its members in one netlink dump (the
+// `ipset list` request) and keeps dialgate's, by name.
+func (b *IPTables) dumpSets() (map[string]*setDump, error) {
+	sets, err := b.batch.dump("dialgate-")
+	if err != nil {
+		return nil, fmt.Errorf("firewall: %w", err)
+	}
+	return sets, nil
+}
+
+// Verify implements Backend: one `iptables -S` per family and one dump
+// of the sets.
+func (b *IPTables) Verify(ctx context.Context, want State) (Drift, error) {
+	var d Drift
+	if err := want.Config.Validate(); err != nil {
+		return d, fmt.Errorf("firewall: %w", err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return d, errIPTClosed
+	}
+	err := b.inNS(func() error {
+		for _, f := range families {
+			ts, err := b.readTable(f)
+			if err != nil {
+				return fmt.Errorf("firewall: %s: %w", f, err)
+			}
+			b.verifyChain(&d, f, &ts, want.Config.rules(f))
+		}
+		return nil
+	})
+	if err != nil {
+		return d, err
+	}
+	sets, err := b.dumpSets()
+	if err != nil {
+		return d, err
+	}
+	for code := 0; code < NumCodes; code++ {
+		for _, f := range families {
+			name := SetName(code, f)
+			if _, ok := sets[name+tempSuffix]; ok {
+				d.add(DriftLeftover, f, "temporary set %s left by an interrupted rebuild", name+tempSuffix)
+			}
+			s := sets[name]
+			switch {
+			case s == nil:
+				d.add(DriftSet, f, "set %s is missing", name)
+			case !s.timeouts:
+				d.add(DriftSet, f, "set %s was made without timeout support", name)
+			default:
+				if diff := memberDiff(want.Sets[code], f.has, s.members); diff != "" {
+					d.add(DriftMembers, f, "set %s: %s", name, diff)
+				}
+			}
+		}
+	}
+	return d, ctx.Err()
+}
+
+// verifyChain compares one family's table with the rules wanted.
+func (b *IPTables) verifyChain(d *Drift, f Family, ts *tableState, rules [][]string) {
+	switch fp := fingerprint0(rules); {
+	case !ts.chains[Chain]:
+		d.add(DriftChain, f, "chain %s is missing", Chain)
+	case ts.rules != len(rules):
+		d.add(DriftChain, f, "chain %s has %d rules, the configuration makes %d", Chain, ts.rules, len(rules))
+	case ts.fp != fp:
+		d.add(DriftChain, f, "chain %s holds other rules than the configuration's (fingerprint %q, want %q)", Chain, ts.fp, fp)
+	default:
+		if k := b.known[f]; k.fp == ts.fp && k.render != ts.render {
+			d.add(DriftChain, f, "a rule of chain %s was changed in place", Chain)
+		}
+	}
+	pos, live, _, ahead := ts.jumpPlace()
+	switch {
+	case pos == 0:
+		d.add(DriftJump, f, "no jump to %s in %s: nothing dialgate says is enforced", Chain, hook)
+	case live == chainSpare:
+		d.add(DriftLeftover, f, "%s jumps to %s, left by an interrupted rebuild", hook, chainSpare)
+	}
+	for i, a := range ahead {
+		if !a.Harmless {
+			d.add(DriftJump, f, "%s rule %d, ahead of dialgate's jump (rule %d), %s: %s", hook, i+1, pos, a.Why, a.Rule)
+		}
+	}
+	if n := len(ts.jumps); n > 1 {
+		d.add(DriftJump, f, "%d jumps to dialgate's chains in %s, want one", n, hook)
+	}
+	if ts.chains[chainSpare] && live != chainSpare {
+		d.add(DriftLeftover, f, "chain %s left by an interrupted rebuild", chainSpare)
+	}
+	if ts.chains[chainProbe] {
+		d.add(DriftLeftover, f, "scratch chain %s left by an interrupted apply", chainProbe)
+	}
 }
 
 // Remove implements Backend. It is what an administrator runs to take
 // dialgate out of a server: jumps first, so traffic falls back to the
 // host's own rules, then chains, then the sets they referenced.
 func (b *IPTables) Remove(ctx context.Context) error {
+	b.changes.Add(1)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.closed {
+		return errIPTClosed
+	}
 	var errs []error
-	for _, f := range families {
-		ipt := b.ipt[f]
-		for _, c := range []string{Chain, chainSpare} {
-			for {
-				ok, err := ipt.Exists(table, hook, "-j", c)
-				if err != nil || !ok {
-					break
+	b.known = map[Family]chainPrint{}
+	b.inNS(func() error { //nolint:errcheck // errs collects the failures
+		for _, f := range families {
+			ipt := b.ipt[f]
+			for _, c := range []string{Chain, chainSpare} {
+				for {
+					ok, err := ipt.Exists(table, hook, "-j", c)
+					if err != nil || !ok {
+						break
+					}
+					if err := ipt.Delete(table, hook, "-j", c); err != nil {
+						errs = append(errs, fmt.Errorf("%s: delete jump to %s: %w", f, c, err))
+						break
+					}
 				}
-				if err := ipt.Delete(table, hook, "-j", c); err != nil {
-					errs = append(errs, fmt.Errorf("%s: delete jump to %s: %w", f, c, err))
-					break
-				}
-			}
-			if ok, _ := ipt.ChainExists(table, c); ok {
-				if err := ipt.ClearAndDeleteChain(table, c); err != nil {
-					errs = append(errs, fmt.Errorf("%s: delete chain %s: %w", f, c, err))
+				if ok, _ := ipt.ChainExists(table, c); ok {
+					if err := ipt.ClearAndDeleteChain(table, c); err != nil {
+						errs = append(errs, fmt.Errorf("%s: delete chain %s: %w", f, c, err))
+					}
 				}
 			}
 		}
-	}
+		return nil
+	})
 	for code := 0; code < NumCodes; code++ {
 		for _, f := range families {
 			for _, n := range []string{SetName(code, f), SetName(code, f) + tempSuffix} {

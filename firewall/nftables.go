@@ -2,6 +2,8 @@ package firewall
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,12 +11,15 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
+	vnetlink "github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,7 +66,22 @@ type NFTables struct {
 	conn *nftables.Conn
 	ns   int // our own descriptor of the namespace we manage
 	log  *slog.Logger
+	// port is the netlink port of conn's socket: the notifications of
+	// our own transactions carry it, and Watch ignores them.
+	port atomic.Uint32
+	// handedBack is, for a kernel that hands the rules back otherwise
+	// than dialgate writes them, the digest of what it handed back after
+	// dialgate wrote the rules of fingerprint fp (see expectedRender).
+	// Guarded by mu.
+	handedBack struct{ fp, render string }
+	// changes counts the calls that may have changed the kernel.
+	changes atomic.Uint64
+	// dumper reads set elements (see readSet); guarded by mu.
+	dumper *elementDumper
 }
+
+// Changes implements ChangeCounter.
+func (b *NFTables) Changes() uint64 { return b.changes.Load() }
 
 var _ Backend = (*NFTables)(nil)
 
@@ -127,12 +147,20 @@ func namespaceFD(fd int) (int, error) {
 // enters the namespace on a locked thread just for the socket call), and
 // kept: a netlink socket stays in the namespace it was created in.
 func (b *NFTables) dial() error {
-	c, err := nftables.New(nftables.WithNetNSFd(b.ns), nftables.AsLasting(), nftables.WithSockOptions(setNFTBuffers))
+	c, err := nftables.New(nftables.WithNetNSFd(b.ns), nftables.AsLasting(), nftables.WithSockOptions(setNFTBuffers, b.notePort))
 	if err != nil {
 		return err
 	}
 	b.conn = c
 	return nil
+}
+
+func (b *NFTables) notePort(c *netlink.Conn) error {
+	port, err := socketPort(c)
+	if err == nil {
+		b.port.Store(port)
+	}
+	return nil // only Watch's filtering of our own changes depends on it
 }
 
 func setNFTBuffers(c *netlink.Conn) error {
@@ -177,6 +205,8 @@ func (b *NFTables) Close() error {
 		return nil
 	}
 	err := b.conn.CloseLasting()
+	b.dumper.close()
+	b.dumper = nil
 	unix.Close(b.ns)
 	b.conn = nil
 	return err
@@ -489,34 +519,56 @@ type nftState struct {
 	sets   map[string]*nftables.Set
 	hosts  map[string]map[netip.Prefix]time.Duration // set -> host -> time left
 	nets   map[string][]kernelRange
+	// render is a digest of the chain's rules (see renderRules).
+	render string
+	// Beside the table: a probe table left behind, the FreePBX
+	// Firewall's table or iptables-nft chains, and other tables' input
+	// chains that run before ours.
+	probe bool
+	fpbx  bool
+	ahead []AheadRule
 }
 
 // read reads the table and, for the sets in which (all when nil), their
 // elements.
 func (b *NFTables) read(which func(nftSetDef) bool) (*nftState, error) {
 	st := &nftState{sets: map[string]*nftables.Set{}, hosts: map[string]map[netip.Prefix]time.Duration{}, nets: map[string][]kernelRange{}}
-	tables, err := b.conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	tables, err := b.conn.ListTables()
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
 	}
 	for _, t := range tables {
-		st.table = st.table || t.Name == NFTTable
+		if t.Family != nftables.TableFamilyINet {
+			continue
+		}
+		switch t.Name {
+		case NFTTable:
+			st.table = true
+		case nftProbeTable:
+			st.probe = true
+		case fpbxNFTTable:
+			st.fpbx = true
+		}
 	}
-	if !st.table {
-		return st, nil
-	}
-	chains, err := b.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	chains, err := b.conn.ListChains()
 	if err != nil {
 		return nil, fmt.Errorf("list chains: %w", err)
 	}
 	for _, c := range chains {
-		if c.Table == nil || c.Table.Name != NFTTable {
+		if c.Table == nil {
 			continue
 		}
-		st.chains++
-		if c.Name == NFTChain {
-			st.chain = c
+		if c.Table.Family == nftables.TableFamilyINet && c.Table.Name == NFTTable {
+			st.chains++
+			if c.Name == NFTChain {
+				st.chain = c
+			}
+			continue
 		}
+		st.noteForeign(c)
+	}
+	if !st.table {
+		return st, nil
 	}
 	t := inetTable()
 	if st.chain != nil {
@@ -530,6 +582,7 @@ func (b *NFTables) read(which func(nftSetDef) bool) (*nftState, error) {
 				st.fp, _ = strings.CutPrefix(c, commentPrefix)
 			}
 		}
+		st.render = renderRules(rules)
 	}
 	sets, err := b.conn.GetSets(t)
 	if err != nil {
@@ -541,27 +594,104 @@ func (b *NFTables) read(which func(nftSetDef) bool) (*nftState, error) {
 		}
 	}
 	for _, d := range nftSetDefs {
-		s, ok := st.sets[d.name]
-		if !ok || (which != nil && !which(d)) {
+		if _, ok := st.sets[d.name]; !ok || (which != nil && !which(d)) {
 			continue
 		}
-		es, err := b.conn.GetSetElements(s)
-		if err != nil {
-			return nil, fmt.Errorf("list set %s: %w", d.name, err)
+		if err := b.readSet(st, d); err != nil {
+			return nil, err
 		}
-		if d.kind == netSet {
-			st.nets[d.name] = decodeIntervals(es)
-			continue
-		}
-		hs := make(map[netip.Prefix]time.Duration, len(es))
-		for _, e := range es {
-			if a, ok := netip.AddrFromSlice(e.Key); ok {
-				hs[netip.PrefixFrom(a, a.BitLen())] = remaining(e)
-			}
-		}
-		st.hosts[d.name] = hs
 	}
 	return st, nil
+}
+
+// nftProbeTable is the table NewNFTables creates and deletes in one
+// transaction to probe the kernel.
+const nftProbeTable = NFTTable + "-probe"
+
+// fpbxNFTTable is the FreePBX Firewall module's nftables table (inet).
+const fpbxNFTTable = "fpbx"
+
+// noteForeign records what another table's chain means to dialgate: a
+// base chain at input with an earlier priority sees packets first (it
+// cannot let one past dialgate: an nftables accept is not final), and
+// iptables-nft chains named fpbx* are the FreePBX Firewall module's.
+func (st *nftState) noteForeign(c *nftables.Chain) {
+	fam := c.Table.Family
+	if (fam == nftables.TableFamilyIPv4 || fam == nftables.TableFamilyIPv6) && strings.HasPrefix(c.Name, "fpbx") {
+		st.fpbx = true
+	}
+	if fam != nftables.TableFamilyINet && fam != nftables.TableFamilyIPv4 && fam != nftables.TableFamilyIPv6 {
+		return
+	}
+	if c.Hooknum == nil || *c.Hooknum != *nftables.ChainHookInput || c.Priority == nil || *c.Priority > nftPriority {
+		return
+	}
+	st.ahead = append(st.ahead, AheadRule{
+		Rule:     fmt.Sprintf("table %s %s chain %s (hook input priority %d)", familyName(fam), c.Table.Name, c.Name, *c.Priority),
+		Harmless: true,
+		Why:      "an nftables accept only ends its own chain: dialgate's chain still sees every packet, and its drop is final",
+	})
+}
+
+func familyName(f nftables.TableFamily) string {
+	switch f {
+	case nftables.TableFamilyINet:
+		return "inet"
+	case nftables.TableFamilyIPv4:
+		return "ip"
+	case nftables.TableFamilyIPv6:
+		return "ip6"
+	}
+	return fmt.Sprintf("family %d", f)
+}
+
+// renderRules digests the rules as the kernel holds them: expressions
+// and comments, in order. Any edit, even one that keeps the rule count
+// and the first rule's comment, changes it; rewriting the same rules
+// (another dialgate process's Apply) does not: handles and the names the
+// kernel gives anonymous sets are left out.
+func renderRules(rules []*nftables.Rule) string {
+	h := sha256.New()
+	for _, r := range rules {
+		fmt.Fprintf(h, "%x", r.UserData)
+		for _, e := range r.Exprs {
+			if lk, ok := e.(*expr.Lookup); ok && (lk.SetName == "" || strings.HasPrefix(lk.SetName, "__set")) {
+				anon := *lk
+				anon.SetName, anon.SetID = "", 0
+				e = &anon
+			}
+			b, err := expr.Marshal(byte(nftables.TableFamilyINet), e)
+			if err != nil {
+				fmt.Fprintf(h, " %T:%v", e, err)
+				continue
+			}
+			fmt.Fprintf(h, " %x", b)
+		}
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// expectedRender is what renderRules of the kernel's rules must be for
+// plan: renderPlan, unless the kernel handed those rules back otherwise.
+func (b *NFTables) expectedRender(plan nftPlan) string {
+	if b.handedBack.fp == plan.fp {
+		return b.handedBack.render
+	}
+	return renderPlan(plan)
+}
+
+// renderPlan is renderRules of the rules plan makes, as the kernel gives
+// them back: what Apply and Verify compare the kernel's rules with.
+func renderPlan(plan nftPlan) string {
+	rs := make([]*nftables.Rule, len(plan.rules))
+	for i, r := range plan.rules {
+		rs[i] = &nftables.Rule{Exprs: r.exprs}
+		if i == 0 {
+			rs[i].UserData = userdata.AppendString(nil, userdata.TypeComment, commentPrefix+plan.fp)
+		}
+	}
+	return renderRules(rs)
 }
 
 // hooked reports the chain as dialgate creates it: a filter chain at
@@ -581,12 +711,16 @@ func (st *nftState) shapeOK() bool {
 		return false
 	}
 	for _, d := range nftSetDefs {
-		s, ok := st.sets[d.name]
-		if !ok || s.KeyType.Name != d.keyType().Name || !s.HasTimeout || s.Interval != (d.kind == netSet) || s.IsMap || s.Constant {
+		if s, ok := st.sets[d.name]; !ok || !d.shapeOK(s) {
 			return false
 		}
 	}
 	return true
+}
+
+// shapeOK reports whether kernel set s is the kind of set d is.
+func (d nftSetDef) shapeOK(s *nftables.Set) bool {
+	return s.KeyType.Name == d.keyType().Name && s.HasTimeout && s.Interval == (d.kind == netSet) && !s.IsMap && !s.Constant
 }
 
 // --- Backend ---
@@ -607,6 +741,7 @@ func (b *NFTables) Rebuild(ctx context.Context, want State) error {
 }
 
 func (b *NFTables) apply(ctx context.Context, want State, rebuild bool) error {
+	b.changes.Add(1)
 	if err := want.Config.Validate(); err != nil {
 		return fmt.Errorf("firewall: %w", err)
 	}
@@ -642,11 +777,17 @@ func (b *NFTables) apply(ctx context.Context, want State, rebuild bool) error {
 				break
 			}
 		}
-		if err == nil && (st.fp != plan.fp || st.rules != len(plan.rules)) {
+		if err == nil && (st.fp != plan.fp || st.rules != len(plan.rules) || st.render != b.expectedRender(plan)) {
 			rulesChanged = true
 			tx.queue(func(c *nftables.Conn) { c.FlushChain(nftChain()) })
 			err = tx.addRules(plan)
 		}
+	}
+	if err == nil && st.probe {
+		// A probe table a killed NewNFTables left behind (it never
+		// should: the probe is one transaction).
+		probe := &nftables.Table{Name: nftProbeTable, Family: nftables.TableFamilyINet}
+		tx.queue(func(c *nftables.Conn) { c.DelTable(probe) })
 	}
 	if err == nil {
 		err = ctx.Err()
@@ -657,6 +798,19 @@ func (b *NFTables) apply(ctx context.Context, want State, rebuild bool) error {
 	}
 	if err := b.commit(tx); err != nil {
 		return fmt.Errorf("firewall: nftables: apply: %w", err)
+	}
+	if rulesChanged {
+		// Check that the kernel hands the rules back as they were
+		// written; if it does not, compare with what it hands back.
+		rules, err := b.conn.GetRules(inetTable(), nftChain())
+		if err != nil {
+			return fmt.Errorf("firewall: nftables: read back the rules: %w", err)
+		}
+		if got := renderRules(rules); got != renderPlan(plan) && b.handedBack.fp != plan.fp {
+			b.handedBack.fp, b.handedBack.render = plan.fp, got
+			b.log.Warn("nftables hands dialgate's rules back otherwise than they were written; "+
+				"Verify compares with what it handed back", "fingerprint", plan.fp)
+		}
 	}
 	b.log.Info("firewall applied", "backend", "nftables", "rebuild", rebuild, "table_replaced", replace,
 		"rules_replaced", rulesChanged, "added", added, "removed", removed, "duration", time.Since(start))
@@ -736,6 +890,7 @@ func diffRanges(have []kernelRange, want []Member) (gone []kernelRange, missing 
 // itself, a kernel element containing it, or a member of want containing
 // it. Nothing outside those regions is touched.
 func (b *NFTables) SyncMembers(ctx context.Context, want State, prefixes []netip.Prefix) error {
+	b.changes.Add(1)
 	hosts := map[Family][]netip.Prefix{}
 	nets := map[Family][]netip.Prefix{}
 	seen := map[netip.Prefix]bool{}
@@ -888,6 +1043,7 @@ func syncRegions(name string, have []kernelRange, members []Member, named []neti
 // again, so it extends whatever it covers for longer and leaves alone
 // what outlives it.
 func (b *NFTables) AddMember(ctx context.Context, code int, m Member) error {
+	b.changes.Add(1)
 	if err := checkCode(code); err != nil {
 		return err
 	}
@@ -971,6 +1127,7 @@ var errNoTable = errors.New("not in the kernel: no firewall loaded (apply first)
 // network inside the deleted one comes back with the next SyncMembers or
 // Apply of it, which have the whole state.
 func (b *NFTables) DelMember(ctx context.Context, code int, p netip.Prefix) error {
+	b.changes.Add(1)
 	if err := checkCode(code); err != nil {
 		return err
 	}
@@ -1028,7 +1185,14 @@ func (b *NFTables) Status(ctx context.Context) (Status, error) {
 	for _, f := range families {
 		s.Families = append(s.Families, FamilyStatus{
 			Family: f.String(), ChainLoaded: st.chain != nil, JumpFirst: st.hooked(), Rules: st.rules, Fingerprint: st.fp,
+			Ahead: st.ahead,
 		})
+	}
+	if st.fpbx {
+		s.Coexistence = append(s.Coexistence, noteFreePBXNFT)
+	}
+	if b.iptablesLoaded() {
+		s.Coexistence = append(s.Coexistence, noteOtherIPT)
 	}
 	for _, d := range nftSetDefs {
 		ss := SetStatus{Name: d.name, Code: d.code, Family: d.fam.String()}
@@ -1050,6 +1214,7 @@ func (b *NFTables) Status(ctx context.Context) (Status, error) {
 // Remove implements Backend: the table goes, with its chain and sets, in
 // one transaction (the add first makes a missing table no error).
 func (b *NFTables) Remove(ctx context.Context) error {
+	b.changes.Add(1)
 	if err := b.lock(ctx); err != nil {
 		return err
 	}
@@ -1064,4 +1229,101 @@ func (b *NFTables) Remove(ctx context.Context) error {
 	}
 	b.log.Info("firewall removed", "backend", "nftables")
 	return nil
+}
+
+// iptablesLoaded reports whether the iptables backend's sets exist in
+// the backend's namespace.
+func (b *NFTables) iptablesLoaded() bool {
+	h, err := vnetlink.NewHandleAt(netns.NsHandle(b.ns), unix.NETLINK_NETFILTER)
+	if err != nil {
+		return false
+	}
+	defer h.Close()
+	_, err = h.IpsetList(SetName(CodeAll, V4))
+	return err == nil
+}
+
+// Verify implements Backend: one read of the table, its rules and every
+// set's elements.
+func (b *NFTables) Verify(ctx context.Context, want State) (Drift, error) {
+	var d Drift
+	if err := want.Config.Validate(); err != nil {
+		return d, fmt.Errorf("firewall: %w", err)
+	}
+	plan, err := nftPlanFor(want.Config)
+	if err != nil {
+		return d, fmt.Errorf("firewall: nftables: %w", err)
+	}
+	if err := b.lock(ctx); err != nil {
+		return d, err
+	}
+	defer b.mu.Unlock()
+	st, err := b.read(nil)
+	if err != nil {
+		return d, fmt.Errorf("firewall: nftables: %w", err)
+	}
+	if st.probe {
+		d.add(DriftLeftover, 0, "table inet %s left by an interrupted start", nftProbeTable)
+	}
+	if !st.table {
+		d.add(DriftChain, 0, "table inet %s is missing: nothing dialgate says is enforced", NFTTable)
+		return d, nil
+	}
+	switch {
+	case st.chain == nil:
+		d.add(DriftChain, 0, "chain %s is missing from table inet %s", NFTChain, NFTTable)
+	case !st.hooked():
+		d.add(DriftJump, 0, "chain %s is not hooked as dialgate hooks it (filter, hook input, priority %d, policy accept)", NFTChain, nftPriority)
+	}
+	if st.chains > 1 {
+		d.add(DriftChain, 0, "table inet %s holds %d chains, dialgate makes one", NFTTable, st.chains)
+	}
+	if st.chain != nil {
+		switch {
+		case st.rules != len(plan.rules):
+			d.add(DriftChain, 0, "chain %s has %d rules, the configuration makes %d", NFTChain, st.rules, len(plan.rules))
+		case st.fp != plan.fp:
+			d.add(DriftChain, 0, "chain %s holds other rules than the configuration's (fingerprint %q, want %q)", NFTChain, st.fp, plan.fp)
+		case st.render != b.expectedRender(plan):
+			d.add(DriftChain, 0, "a rule of chain %s was changed in place", NFTChain)
+		}
+	}
+	for name := range st.sets {
+		if !slices.ContainsFunc(nftSetDefs, func(x nftSetDef) bool { return x.name == name }) {
+			d.add(DriftSet, 0, "table inet %s holds a set dialgate does not make: %s", NFTTable, name)
+		}
+	}
+	for _, def := range nftSetDefs {
+		s, ok := st.sets[def.name]
+		switch {
+		case !ok:
+			d.add(DriftSet, def.fam, "set %s is missing", def.name)
+			continue
+		case !def.shapeOK(s):
+			d.add(DriftSet, def.fam, "set %s is not the kind of set dialgate makes", def.name)
+			continue
+		}
+		wantM, keep, have := want.Sets[def.code], func(p netip.Prefix) bool { return def.fam.has(p) && isHost(p) }, st.hosts[def.name]
+		if def.kind == netSet {
+			var nets []Member
+			for p, t := range want.Sets[def.code] {
+				if def.fam.has(p) && !isHost(p) {
+					nets = append(nets, Member{Prefix: p, Timeout: t})
+				}
+			}
+			wantM, keep = memberMap(flatten(nets)), nil
+			have = map[netip.Prefix]time.Duration{}
+			for _, k := range st.nets[def.name] {
+				if !k.prefix.IsValid() {
+					d.add(DriftMembers, def.fam, "set %s holds a range that is not a network, written by hand: %s-%s", def.name, k.start, k.end)
+					continue
+				}
+				have[k.prefix] = k.timeout
+			}
+		}
+		if diff := memberDiff(wantM, keep, have); diff != "" {
+			d.add(DriftMembers, def.fam, "set %s: %s", def.name, diff)
+		}
+	}
+	return d, ctx.Err()
 }

@@ -20,7 +20,16 @@
 //   - Calls and ChainBuilds, to count what the code under test did;
 //   - FailNext and FailAlways, to make any method fail on demand. An
 //     injected failure changes nothing and is returned wrapped, so
-//     errors.Is finds the injected error.
+//     errors.Is finds the injected error;
+//   - FlushChain, InsertAhead, FlushSet, PutMember and LeaveTemp, to
+//     tamper with the "kernel" behind the code's back, as an
+//     `iptables -F`, a foreign rule or fail2ban's chain ahead of the jump,
+//     an `ipset flush` or add, or a rebuild killed half-way would. Verify
+//     reports it, Admits lets everyone in while the chain is flushed or a
+//     rule that can accept runs ahead of it, and the next Apply or Rebuild
+//     repairs it (harmless rules ahead stay). Watch hears of each
+//     tampering unless QuietTamper (ipset and iptables-legacy send no
+//     notifications).
 //
 // Like the real backends, Apply and Rebuild validate the Config, AddMember
 // and a SyncMembers that adds need the sets to exist (an Apply first),

@@ -25,13 +25,14 @@ const (
 	MethodAddMember   = "AddMember"
 	MethodDelMember   = "DelMember"
 	MethodStatus      = "Status"
+	MethodVerify      = "Verify"
 	MethodRemove      = "Remove"
 	MethodClose       = "Close"
 )
 
 var methods = []string{
 	MethodApply, MethodRebuild, MethodSyncMembers, MethodAddMember,
-	MethodDelMember, MethodStatus, MethodRemove, MethodClose,
+	MethodDelMember, MethodStatus, MethodVerify, MethodRemove, MethodClose,
 }
 
 var (
@@ -68,6 +69,20 @@ type Backend struct {
 	failNext    map[string][]error
 	failAlways  map[string]error
 	chainBuilds int
+	tamper      tamperState
+	watchers    []chan firewall.KernelChange
+	changes     uint64
+}
+
+var _ firewall.ChangeCounter = (*Backend)(nil)
+
+// Changes implements firewall.ChangeCounter: the calls of the methods
+// that change the "kernel", failed ones included. Tampering does not
+// count.
+func (b *Backend) Changes() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.changes
 }
 
 var _ firewall.Backend = (*Backend)(nil)
@@ -121,6 +136,7 @@ func (b *Backend) apply(ctx context.Context, method string, want firewall.State,
 	b.cfg = cloneConfig(want.Config)
 	b.sets = sets
 	b.loaded = true
+	b.tamper.repair()
 	return nil
 }
 
@@ -223,10 +239,15 @@ func (b *Backend) Status(ctx context.Context) (firewall.Status, error) {
 	b.expire(now)
 	var st firewall.Status
 	for _, f := range families {
-		fs := firewall.FamilyStatus{Family: f.String(), ChainLoaded: b.loaded, JumpFirst: b.loaded}
+		fs := firewall.FamilyStatus{Family: f.String(), ChainLoaded: b.loaded, JumpFirst: b.loaded && b.tamper.inForce()}
 		if b.loaded {
 			fs.Rules = ruleCount(b.cfg, f)
 			fs.Fingerprint = fingerprint(b.cfg, f)
+			fs.JumpPosition = len(b.tamper.ahead) + 1
+			fs.Ahead = b.tamper.aheadRules()
+			if b.tamper.flushed {
+				fs.Rules, fs.Fingerprint = 0, ""
+			}
 		}
 		st.Families = append(st.Families, fs)
 	}
@@ -255,6 +276,7 @@ func (b *Backend) Remove(ctx context.Context) error {
 	b.loaded = false
 	b.cfg = firewall.Config{}
 	b.sets = [firewall.NumCodes]map[netip.Prefix]time.Time{}
+	b.tamper = tamperState{}
 	return nil
 }
 
@@ -276,6 +298,10 @@ func (b *Backend) Close() error {
 // if any: an injected failure, a closed backend or a done context.
 func (b *Backend) begin(ctx context.Context, method string) error {
 	b.count(method)
+	switch method {
+	case MethodApply, MethodRebuild, MethodSyncMembers, MethodAddMember, MethodDelMember, MethodRemove:
+		b.changes++
+	}
 	if err := b.injected(method); err != nil {
 		return err
 	}
@@ -332,7 +358,7 @@ func (b *Backend) state(now time.Time) firewall.State {
 func (b *Backend) Admits(addr netip.Addr, proto string, port uint16) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.loaded {
+	if !b.loaded || !b.tamper.filtering() {
 		return true
 	}
 	return b.state(b.now()).Admits(addr, proto, port)
