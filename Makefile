@@ -27,7 +27,8 @@ test:
 # phone door is measured against. DIALGATE_BENCH_CALLS=100 for a quick run.
 bench:
 	@command -v knockd >/dev/null || { echo 'make bench needs knockd: apt-get install knockd'; exit 1; }
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 20m ./firewall/
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 20m ./firewall/ ./store/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./daemon/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 40m ./cmd/dialgate/
 
 fuzz:

@@ -58,6 +58,7 @@ type watchdog struct {
 
 	repairs      *prometheus.CounterVec
 	checks       prometheus.Counter
+	inSync       prometheus.Gauge
 	checkSeconds prometheus.Histogram
 
 	// cache is the desired state last computed from the store; only the
@@ -80,6 +81,10 @@ func (d *Daemon) newWatchdog(interval time.Duration) *watchdog {
 	}, []string{"kind"}))
 	w.checks = register(d, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "dialgate_firewall_checks_total", Help: "Watchdog comparisons of the kernel with the store.",
+	}))
+	w.inSync = register(d, prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "dialgate_firewall_in_sync",
+		Help: "1 when the last watchdog check found the kernel as the store says or repaired it; 0 when the check or the repair failed (alert on it).",
 	}))
 	w.checkSeconds = register(d, prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "dialgate_firewall_check_duration_seconds", Help: "Time a watchdog check takes (store read and kernel read), repairs excluded.",
@@ -256,10 +261,12 @@ func (w *watchdog) check(ctx context.Context, by string) (firewall.Drift, error)
 	w.checks.Inc()
 	w.checkSeconds.Observe(time.Since(start).Seconds())
 	if err != nil || drift.OK() {
+		w.inSync.Set(boolGauge(err == nil))
 		return drift, err
 	}
 	repairStart := time.Now()
 	rerr := w.repair(ctx, want)
+	w.inSync.Set(boolGauge(rerr == nil))
 	w.cache = nil // the repair changed the kernel; read the store again next time
 	for _, k := range drift.Kinds() {
 		w.repairs.WithLabelValues(string(k)).Inc()
@@ -373,4 +380,11 @@ func (d *Daemon) purgeGrants(ctx context.Context) error {
 		return nil
 	}
 	return d.change(ctx, Guard{}, func(store.Tx) ([]netip.Prefix, error) { return expired, nil })
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -446,6 +446,9 @@ func TestWatchdogFake(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if v := gaugeValue(w.inSync); v != 1 {
+			t.Errorf("dialgate_firewall_in_sync = %v after repairs, want 1", v)
+		}
 		if n := counterValue(w.repairs.WithLabelValues("chain")); n != 5 {
 			t.Errorf("repairs counted: %v, want 5", n)
 		}
@@ -470,8 +473,12 @@ func TestWatchdogFake(t *testing.T) {
 		fw := wt.fw.(*fwfake.Backend)
 		fw.FlushChain()
 		fw.FailAlways(fwfake.MethodApply, errors.New("kernel says no"))
-		if _, err := wt.d.newWatchdog(time.Hour).check(context.Background(), ""); err != nil {
+		w := wt.d.newWatchdog(time.Hour)
+		if _, err := w.check(context.Background(), ""); err != nil {
 			t.Fatal(err)
+		}
+		if v := gaugeValue(w.inSync); v != 0 {
+			t.Errorf("dialgate_firewall_in_sync = %v after a failed repair, want 0", v)
 		}
 		rs := wt.repairs()
 		if len(rs) != 1 || rs[0].Result != "error" || !strings.Contains(rs[0].Detail, "kernel says no") {
@@ -503,9 +510,10 @@ func TestWatchdogFake(t *testing.T) {
 // BenchmarkWatchdogExposure measures how long a stranger could get in
 // after the firewall is tampered with: from the moment the tampering
 // command starts until the watchdog's repair is done, 20 tries each,
-// p50 and max, for each backend and two kinds of tampering: a flushed
-// chain (announced by the kernel: iptables-nft and nftables send
-// notifications) and a flushed set (ipset announces nothing, so the 1 s
+// p50 and max, for each backend and three kinds of tampering: a flushed
+// chain and an ACCEPT put ahead of dialgate's rules (both announced by
+// the kernel: iptables-nft and nftables send notifications), and a
+// flushed set (ipset announces nothing, so the 1 s
 // poll finds it; nftables announces it).
 func BenchmarkWatchdogExposure(b *testing.B) {
 	const tries = 20
@@ -513,7 +521,7 @@ func BenchmarkWatchdogExposure(b *testing.B) {
 		for _, tc := range []struct {
 			name string
 			cmd  map[string][]string
-		}{{"flushchain", flushChain}, {"flushset", flushSSHSet}} {
+		}{{"flushchain", flushChain}, {"acceptahead", acceptAhead}, {"flushset", flushSSHSet}} {
 			b.Run(kind+"/"+tc.name, func(b *testing.B) {
 				for i := 0; i < b.N; i++ {
 					wt := newWDTest(b, kind)
@@ -650,4 +658,12 @@ func counterValue(c prometheus.Counter) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+func gaugeValue(g prometheus.Gauge) float64 {
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetGauge().GetValue()
 }

@@ -367,9 +367,7 @@ func printStatus(w io.Writer, st daemon.StatusInfo) {
 	for _, warn := range st.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
-	for _, f := range st.Firewall.Families {
-		fmt.Fprintf(w, "  %s: chain %v, jump first in INPUT %v, %d rules\n", f.Family, f.ChainLoaded, f.JumpFirst, f.Rules)
-	}
+	printFirewall(w, st.Firewall)
 	fmt.Fprintln(w, "sets:")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, s := range st.Firewall.Sets {
@@ -409,6 +407,39 @@ func printStatus(w io.Writer, st daemon.StatusInfo) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", gr.ID, gr.Account, gr.IP, gr.Perms, gr.Left.Round(time.Second), gr.Source)
 		}
 		tw.Flush()
+	}
+}
+
+// printFirewall shows, per family, whether the chain is in force and
+// what filters ahead of it (fail2ban's chains, a stranger's ACCEPT),
+// then the notes on neighbouring firewalls: the administrator reads why
+// the server is (not) protected, not just booleans.
+func printFirewall(w io.Writer, fw firewall.Status) {
+	fmt.Fprintln(w, "firewall:")
+	for _, f := range fw.Families {
+		var state string
+		switch {
+		case !f.ChainLoaded:
+			state = "chain MISSING"
+		case !f.JumpFirst:
+			state = fmt.Sprintf("chain loaded (%s), NOT in force", plural(f.Rules, "rule"))
+		default:
+			state = fmt.Sprintf("chain loaded (%s), in force", plural(f.Rules, "rule"))
+		}
+		if f.JumpPosition > 0 {
+			state += fmt.Sprintf(", jump at INPUT position %d", f.JumpPosition)
+		}
+		fmt.Fprintf(w, "  %s: %s\n", f.Family, state)
+		for _, a := range f.Ahead {
+			verdict := "harmless"
+			if !a.Harmless {
+				verdict = "CAN ADMIT"
+			}
+			fmt.Fprintf(w, "    ahead: %s  [%s: %s]\n", a.Rule, verdict, a.Why)
+		}
+	}
+	for _, n := range fw.Coexistence {
+		fmt.Fprintf(w, "note: %s\n", n)
 	}
 }
 
@@ -527,4 +558,12 @@ func newLockoutsCmd(g *globals) *cobra.Command {
 	clearCmd.Flags().BoolVar(&all, "all", false, "clear every lockout")
 	cmd.AddCommand(list, clearCmd)
 	return cmd
+}
+
+// plural says "1 rule", "2 rules".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

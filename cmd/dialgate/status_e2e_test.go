@@ -53,3 +53,51 @@ func TestStatusTellsTheTruth(t *testing.T) {
 		t.Errorf("status --check after restore, no daemon: exit %d, want %d", code, exitNotRunning)
 	}
 }
+
+// Rules ahead of dialgate's jump are listed with their verdict in the
+// text status: fail2ban's chain is harmless (still protected, exit 3
+// with no daemon to repair), a stranger's ACCEPT makes it NOT protected.
+func TestStatusShowsRulesAhead(t *testing.T) {
+	e := newE2E(t)
+	e.ok("init")
+	e.ok("restore")
+	for _, c := range [][]string{
+		{"iptables", "-N", "f2b-sshd"},
+		{"iptables", "-A", "f2b-sshd", "-s", "192.0.2.66", "-j", "REJECT"},
+		{"iptables", "-A", "f2b-sshd", "-j", "RETURN"},
+		{"iptables", "-I", "INPUT", "1", "-p", "tcp", "-m", "multiport", "--dports", "22", "-j", "f2b-sshd"},
+	} {
+		if out, err := e.lab.Exec(e.lab.Server, c...); err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+	out, _, code := e.run("status")
+	if code != exitNotRunning || !strings.HasPrefix(out, "protected: yes\n") {
+		t.Fatalf("status with fail2ban ahead: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{
+		"  v4: chain loaded (", "in force, jump at INPUT position 2\n",
+		"    ahead: -A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd  [harmless: ",
+		"note: fail2ban's chains (f2b-sshd)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+
+	if out, err := e.lab.Exec(e.lab.Server, "iptables", "-I", "INPUT", "1", "-s", "198.51.100.0/24", "-j", "ACCEPT"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, _, code = e.run("status")
+	if code != exitNotProtected || !strings.HasPrefix(out, "protected: NO\n") {
+		t.Fatalf("status with an ACCEPT ahead: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{
+		"NOT in force, jump at INPUT position 3\n",
+		"    ahead: -A INPUT -s 198.51.100.0/24 -j ACCEPT  [CAN ADMIT: ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+}
