@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -172,10 +173,16 @@ func (d *Daemon) update(ctx context.Context, g Guard, fn func(tx store.Tx) (func
 			tx = notingTx{tx, note}
 		}
 		now := d.now()
+		// The guard asks one question, whether the SSH client still
+		// reaches its port, and only the members that contain its
+		// address can answer it: the state around that address is
+		// enough, before and after, whatever the size of the whitelist.
+		var around []netip.Prefix
 		var before firewall.State
 		if guarded {
+			around = containing(g.SSH.Addr())
 			var err error
-			if before, err = desiredState(tx, cfg, now); err != nil {
+			if before, err = desiredFor(tx, cfg, now, around); err != nil {
 				return err
 			}
 		}
@@ -187,10 +194,13 @@ func (d *Daemon) update(ctx context.Context, g Guard, fn func(tx store.Tx) (func
 			return nil // a store-only change: the kernel has nothing to follow
 		}
 		var after firewall.State
-		if only != nil && !guarded {
-			after, err = desiredFor(tx, cfg, now, only)
-		} else {
+		switch {
+		case only != nil:
+			after, err = desiredFor(tx, cfg, now, slices.Concat(only, around))
+		case apply != nil:
 			after, err = desiredState(tx, cfg, now)
+		default:
+			after, err = desiredFor(tx, cfg, now, around)
 		}
 		if err != nil {
 			return err
@@ -212,6 +222,18 @@ func (d *Daemon) update(ctx context.Context, g Guard, fn func(tx store.Tx) (func
 		}
 	}
 	return err
+}
+
+// containing returns every network that contains a, from a itself to
+// 0.0.0.0/0 (or ::/0): the values of all the entries that can admit a.
+func containing(a netip.Addr) []netip.Prefix {
+	a = a.Unmap()
+	out := make([]netip.Prefix, 0, a.BitLen()+1)
+	for bits := a.BitLen(); bits >= 0; bits-- {
+		p, _ := a.Prefix(bits)
+		out = append(out, p)
+	}
+	return out
 }
 
 // applyStored makes the kernel match the store; rebuild replaces chain

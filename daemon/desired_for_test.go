@@ -82,6 +82,29 @@ func TestDesiredForMatchesDesiredState(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		// The SSH guard's view: the state around one address admits it
+		// exactly where the full state does, for every service port.
+		seen := map[bool]int{}
+		probes := []string{"203.0.113.1", "203.0.113.2", "203.0.113.9", "198.51.100.20", "2001:db8::1", "2001:db8::77", "192.0.2.1", "::ffff:203.0.113.3"}
+		for _, s := range probes {
+			a := netip.MustParseAddr(s)
+			around, err := desiredFor(tx, cfg, now, containing(a))
+			if err != nil {
+				return err
+			}
+			for _, port := range []uint16{22, 80, 5060, 4445} {
+				for _, proto := range []string{"tcp", "udp"} {
+					w, g := full.Admits(a, proto, port), around.Admits(a, proto, port)
+					if w != g {
+						t.Errorf("%s %s/%d: around says %v, full state %v", a, proto, port, g, w)
+					}
+					seen[w]++
+				}
+			}
+		}
+		if seen[true] == 0 || seen[false] == 0 {
+			t.Errorf("probes admitted/dropped %d/%d: the comparison proves nothing", seen[true], seen[false])
+		}
 		for trial := 0; trial < 50; trial++ {
 			var ask []netip.Prefix
 			for _, p := range all {

@@ -608,6 +608,87 @@ func TestSyncMembers(t *testing.T) {
 	})
 }
 
+// TestSyncMembersBulk syncs more prefixes than the one-message-per-set
+// path takes (the batched path: one dump, then only the differences):
+// members are added, moved between sets, retimed and removed exactly as
+// the state says, unnamed members stay, and real packets agree.
+func TestSyncMembersBulk(t *testing.T) {
+	eachBackend(t, func(t *testing.T, bk backend) {
+		lab := fwtest.NewLab(t)
+		b := bk.new(t, lab)
+		lab.Echo(t, "tcp", 22)
+		lab.Echo(t, "udp", 5060)
+		ctx := context.Background()
+		cfg := firewall.DefaultConfig()
+		cfg.LAN = nil
+		bulk := func(i int) netip.Prefix {
+			return netip.PrefixFrom(netip.AddrFrom4([4]byte{11, 0, byte(i >> 8), byte(i)}), 32)
+		}
+		const n = 300
+		base := firewall.State{Config: cfg}
+		for i := 0; i < n; i++ {
+			base.Add(firewall.CodeSSH, bulk(i), 0)
+		}
+		base.Add(firewall.CodeSSH, host(fwtest.OtherV4), 0)     // never named: must stay
+		base.Add(firewall.CodeSIPUDP, host(fwtest.ClientV4), 0) // moves from SIP to SSH
+		in(t, lab, func() error { return b.Apply(ctx, base) })
+
+		want := firewall.State{Config: cfg}
+		var named []netip.Prefix
+		for i := 0; i < n; i++ {
+			named = append(named, bulk(i))
+			switch i % 3 {
+			case 0: // removed
+			case 1:
+				want.Add(firewall.CodeSSH, bulk(i), 0)
+			case 2: // kept, and a timed SIP membership added
+				want.Add(firewall.CodeSSH, bulk(i), 0)
+				want.Add(firewall.CodeSIPUDP, bulk(i), time.Hour)
+			}
+		}
+		for i := n; i < n+50; i++ { // new
+			named = append(named, bulk(i))
+			want.Add(firewall.CodeFOP, bulk(i), 0)
+		}
+		named = append(named, host(fwtest.ClientV4), host(fwtest.ClientV6)) // v6: nothing there, nothing wanted
+		want.Add(firewall.CodeSSH, host(fwtest.ClientV4), 0)
+		in(t, lab, func() error { return b.SyncMembers(ctx, want, named) })
+
+		got := members(statusOf(t, lab, b))
+		expect := map[string]time.Duration{"8-v4 " + host(fwtest.OtherV4).String(): 0, "8-v4 " + host(fwtest.ClientV4).String(): 0}
+		for i := 0; i < n+50; i++ {
+			p := bulk(i).String()
+			switch {
+			case i >= n:
+				expect["9-v4 "+p] = 0
+			case i%3 == 1:
+				expect["8-v4 "+p] = 0
+			case i%3 == 2:
+				expect["8-v4 "+p] = 0
+				expect["1-v4 "+p] = time.Hour
+			}
+		}
+		for k, d := range expect {
+			g, ok := got[k]
+			if !ok {
+				t.Errorf("missing %s", k)
+			} else if (d == 0) != (g == 0) || g > d || d-g > time.Minute {
+				t.Errorf("%s: time left %v, want %v", k, g, d)
+			}
+		}
+		for k := range got {
+			if _, ok := expect[k]; !ok {
+				t.Errorf("unexpected member %s", k)
+			}
+		}
+		lab.Check(t, probeTimeout,
+			fwtest.Probe{Proto: "tcp", Src: fwtest.ClientV4, Dst: fwtest.ServerV4, Port: 22, Want: true},
+			fwtest.Probe{Proto: "udp", Src: fwtest.ClientV4, Dst: fwtest.ServerV4, Port: 5060, Want: false},
+			fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: true},
+		)
+	})
+}
+
 // sipMessage is a REGISTER as a real softphone sends it (shape from the
 // recorded Asterisk fixtures), for the domain given.
 func sipMessage(method, domain string) []byte {

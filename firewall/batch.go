@@ -73,6 +73,14 @@ func addMessage(set string, m Member) *nl.NetlinkRequest {
 // allocations the generic builder makes: at 10 000 members that is the
 // difference between matching `ipset restore` and trailing it.
 func appendAddMessage(buf []byte, seq uint32, set string, m Member) []byte {
+	return appendMemberMessage(buf, seq, nl.IPSET_CMD_ADD, set, m)
+}
+
+// appendMemberMessage builds an IPSET_CMD_ADD or IPSET_CMD_DEL message.
+// Neither carries NLM_F_EXCL: an add replaces an existing entry (and its
+// timeout), a delete of a member that is not there succeeds. A delete
+// carries no timeout.
+func appendMemberMessage(buf []byte, seq uint32, cmd int, set string, m Member) []byte {
 	ne := nl.NativeEndian()
 	start := len(buf)
 	buf = append(buf, make([]byte, unix.SizeofNlMsghdr)...)
@@ -111,7 +119,9 @@ func appendAddMessage(buf []byte, seq uint32, set string, m Member) []byte {
 	var ip []byte
 	ip = nested(ip, addrType|int(nl.NLA_F_NET_BYTEORDER), m.Prefix.Addr().AsSlice())
 	var data []byte
-	data = nested(data, nl.IPSET_ATTR_TIMEOUT|int(nl.NLA_F_NET_BYTEORDER), be32(timeoutSeconds(m.Timeout)))
+	if cmd == nl.IPSET_CMD_ADD {
+		data = nested(data, nl.IPSET_ATTR_TIMEOUT|int(nl.NLA_F_NET_BYTEORDER), be32(timeoutSeconds(m.Timeout)))
+	}
 	data = nested(data, nl.IPSET_ATTR_IP|int(nl.NLA_F_NESTED), ip)
 	data = nested(data, nl.IPSET_ATTR_CIDR, []byte{uint8(m.Prefix.Bits())})
 	data = nested(data, nl.IPSET_ATTR_LINENO|int(nl.NLA_F_NET_BYTEORDER), be32(0))
@@ -119,8 +129,8 @@ func appendAddMessage(buf []byte, seq uint32, set string, m Member) []byte {
 
 	h := buf[start:]
 	ne.PutUint32(h[0:4], uint32(len(h)))
-	ne.PutUint16(h[4:6], uint16(nl.IPSET_CMD_ADD|(unix.NFNL_SUBSYS_IPSET<<8)))
-	ne.PutUint16(h[6:8], uint16(nl.GetIpsetFlags(nl.IPSET_CMD_ADD)))
+	ne.PutUint16(h[4:6], uint16(cmd|(unix.NFNL_SUBSYS_IPSET<<8)))
+	ne.PutUint16(h[6:8], uint16(nl.GetIpsetFlags(cmd)))
 	ne.PutUint32(h[8:12], seq)
 	ne.PutUint32(h[12:16], 0)
 	return buf
@@ -130,6 +140,19 @@ func appendAddMessage(buf []byte, seq uint32, set string, m Member) []byte {
 // refusal is returned, naming the member, after the whole chunk's
 // acknowledgements have been read so the socket stays in step.
 func (b *ipsetBatch) add(set string, members []Member) error {
+	return b.exec(nl.IPSET_CMD_ADD, set, members)
+}
+
+// del takes members out of set; members that are not there are no error.
+func (b *ipsetBatch) del(set string, members []Member) error {
+	return b.exec(nl.IPSET_CMD_DEL, set, members)
+}
+
+func (b *ipsetBatch) exec(cmd int, set string, members []Member) error {
+	verb, prep := "add", "to"
+	if cmd == nl.IPSET_CMD_DEL {
+		verb, prep = "remove", "from"
+	}
 	buf := make([]byte, 0, batchChunk*96)
 	ack := make([]byte, 1<<17)
 	for start := 0; start < len(members); start += batchChunk {
@@ -139,10 +162,10 @@ func (b *ipsetBatch) add(set string, members []Member) error {
 		for _, m := range chunk {
 			b.seq++
 			seqs[b.seq] = m
-			buf = appendAddMessage(buf, b.seq, set, m)
+			buf = appendMemberMessage(buf, b.seq, cmd, set, m)
 		}
 		if err := unix.Sendto(b.fd, buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-			return fmt.Errorf("add to %s: send: %w", set, err)
+			return fmt.Errorf("%s %s %s: send: %w", verb, prep, set, err)
 		}
 		var first error
 		for pending := len(chunk); pending > 0; {
@@ -151,11 +174,11 @@ func (b *ipsetBatch) add(set string, members []Member) error {
 				if errors.Is(err, unix.EINTR) {
 					continue
 				}
-				return fmt.Errorf("add to %s: receive: %w", set, err)
+				return fmt.Errorf("%s %s %s: receive: %w", verb, prep, set, err)
 			}
 			msgs, err := syscall.ParseNetlinkMessage(ack[:n])
 			if err != nil {
-				return fmt.Errorf("add to %s: %w", set, err)
+				return fmt.Errorf("%s %s %s: %w", verb, prep, set, err)
 			}
 			for _, msg := range msgs {
 				m, ours := seqs[msg.Header.Seq]
@@ -164,12 +187,15 @@ func (b *ipsetBatch) add(set string, members []Member) error {
 				}
 				pending--
 				errno := -int32(nl.NativeEndian().Uint32(msg.Data[:4]))
+				if cmd == nl.IPSET_CMD_DEL && errno == nl.IPSET_ERR_EXIST {
+					errno = 0 // not there: nothing to remove
+				}
 				if errno != 0 && first == nil {
 					var cause error = syscall.Errno(errno)
 					if errno >= nl.IPSET_ERR_PRIVATE {
 						cause = nl.IPSetError(uintptr(errno))
 					}
-					first = fmt.Errorf("add %s to %s: %w", m.Prefix, set, cause)
+					first = fmt.Errorf("%s %s %s %s: %w", verb, m.Prefix, prep, set, cause)
 				}
 			}
 		}

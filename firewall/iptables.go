@@ -218,6 +218,9 @@ func (b *IPTables) SyncMembers(ctx context.Context, want State, prefixes []netip
 	b.changes.Add(1)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if len(prefixes) > syncOneByOne {
+		return b.syncMany(ctx, want, prefixes)
+	}
 	for _, p := range prefixes {
 		p = normalize(p)
 		f := familyOf(p)
@@ -235,6 +238,71 @@ func (b *IPTables) SyncMembers(ctx context.Context, want State, prefixes []netip
 			if err := b.nl.IpsetDel(name, entryOf(p, 0)); err != nil && !isNotExist(err) {
 				return fmt.Errorf("firewall: remove %s from %s: %w", p, name, err)
 			}
+		}
+	}
+	return nil
+}
+
+// syncOneByOne is the most prefixes SyncMembers syncs with a message per
+// set and prefix (a grant, an entry: a handful of round trips). Beyond
+// it, a bulk change (an import, an account with thousands of entries)
+// reads the sets once and sends only the differences, in batches.
+const syncOneByOne = 16
+
+// syncMany is SyncMembers for many prefixes: one dump of the sets, then
+// the adds and removals each set needs, batched.
+func (b *IPTables) syncMany(ctx context.Context, want State, prefixes []netip.Prefix) error {
+	sets, err := b.dumpSets()
+	if err != nil {
+		return err
+	}
+	type change struct{ add, del []Member }
+	changes := map[string]*change{}
+	at := func(name string) *change {
+		c := changes[name]
+		if c == nil {
+			c = &change{}
+			changes[name] = c
+		}
+		return c
+	}
+	seen := make(map[netip.Prefix]bool, len(prefixes))
+	for _, p := range prefixes {
+		p = normalize(p)
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		f := familyOf(p)
+		for code := 0; code < NumCodes; code++ {
+			name := SetName(code, f)
+			set := sets[name]
+			if set == nil {
+				return fmt.Errorf("firewall: set %s is missing (dialgate reload rebuilds it)", name)
+			}
+			cur, present := set.members[p]
+			if t, ok := want.Sets[code][p]; ok {
+				if !present || timeoutDiffers(cur, t) {
+					at(name).add = append(at(name).add, Member{Prefix: p, Timeout: t})
+				}
+			} else if present {
+				at(name).del = append(at(name).del, Member{Prefix: p})
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	names := slices.Sorted(maps.Keys(changes))
+	// Adds first: a member moving between sets is never in none of them.
+	for _, name := range names {
+		if err := b.batch.add(name, changes[name].add); err != nil {
+			return fmt.Errorf("firewall: %w", err)
+		}
+	}
+	for _, name := range names {
+		if err := b.batch.del(name, changes[name].del); err != nil {
+			return fmt.Errorf("firewall: %w", err)
 		}
 	}
 	return nil
@@ -345,7 +413,7 @@ func (b *IPTables) listSet(name string) (members map[netip.Prefix]time.Duration,
 	return members, res.Timeout != nil, true, nil
 }
 
-// syncSet adds and removes members one by one; a set that is missing or
+// syncSet adds and removes the members that differ, in batches; a set that is missing or
 // was created without timeout support is replaced instead.
 func (b *IPTables) syncSet(name string, f Family, want []Member) (added, removed int, err error) {
 	have, timeouts, ok, err := b.listSet(name)
@@ -369,16 +437,16 @@ func (b *IPTables) syncSet(name string, f Family, want []Member) (added, removed
 		return added, removed, fmt.Errorf("firewall: %w", err)
 	}
 	added = len(missing)
+	var gone []Member
 	for p := range have {
-		if wanted[p] {
-			continue
+		if !wanted[p] {
+			gone = append(gone, Member{Prefix: p})
 		}
-		if err := b.nl.IpsetDel(name, entryOf(p, 0)); err != nil && !isNotExist(err) {
-			return added, removed, fmt.Errorf("firewall: remove %s from %s: %w", p, name, err)
-		}
-		removed++
 	}
-	return added, removed, nil
+	if err := b.batch.del(name, gone); err != nil {
+		return added, removed, fmt.Errorf("firewall: %w", err)
+	}
+	return added, len(gone), nil
 }
 
 // timeoutDiffers tells whether a kernel entry must be rewritten: it is

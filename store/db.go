@@ -32,9 +32,10 @@ var (
 	bucketLockouts = []byte("lockouts")
 
 	// allBuckets are the buckets schema version 1 was created with; Open
-	// refuses a database that lacks one. The door index (bucketDoorIndex)
-	// is not among them: it was added within version 1 and is derived from
-	// the accounts, so Open builds it when it is missing.
+	// refuses a database that lacks one. The door and entry indexes
+	// (bucketDoorIndex, bucketEntryIndex) are not among them: they were
+	// added within version 1 and are derived from the records, so Open
+	// builds them when they are missing or behind.
 	allBuckets = [][]byte{
 		bucketMeta, bucketAccounts, bucketEntries, bucketFQDN,
 		bucketGrants, bucketAudit, bucketLockouts,
@@ -232,7 +233,7 @@ func (db *DB) prepare(create, readOnly bool) error {
 				return newError(fmt.Sprintf("database %s (schema version %d) lacks bucket %q", db.path, v, name), ErrSchema, nil)
 			}
 		}
-		noIndex = tx.Bucket(bucketDoorIndex) == nil
+		noIndex = tx.Bucket(bucketDoorIndex) == nil || !entryIndexCurrent(tx)
 		return nil
 	})
 	if err != nil {
@@ -249,13 +250,20 @@ func (db *DB) prepare(create, readOnly bool) error {
 		// One transaction: a crash leaves the database as it was, and the
 		// next Open builds the index again.
 		err := db.bolt.Update(func(tx *bbolt.Tx) error {
-			if tx.Bucket(bucketDoorIndex) != nil {
-				return nil
+			if tx.Bucket(bucketDoorIndex) == nil {
+				if err := buildDoorIndex(tx); err != nil {
+					return fmt.Errorf("build door index: %w", err)
+				}
 			}
-			return buildDoorIndex(tx)
+			if !entryIndexCurrent(tx) {
+				if err := buildEntryIndex(tx); err != nil {
+					return fmt.Errorf("build entry index: %w", err)
+				}
+			}
+			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("database %s: build door index: %w", db.path, err)
+			return fmt.Errorf("database %s: %w", db.path, err)
 		}
 		return nil
 	}
@@ -267,6 +275,9 @@ func (db *DB) prepare(create, readOnly bool) error {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return fmt.Errorf("create bucket %q: %w", name, err)
 			}
+		}
+		if err := buildEntryIndex(tx); err != nil {
+			return err
 		}
 		return tx.Bucket(bucketMeta).Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
 	})

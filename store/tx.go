@@ -66,8 +66,16 @@ type Tx interface {
 	// Entries returns every entry in ID order (e1, e2, ..., e10).
 	Entries() ([]Entry, error)
 	// EntriesByValue returns the entries, of any account and kind, whose
-	// Value is exactly value, in ID order.
+	// Value is exactly value, in ID order, from an index: its cost does
+	// not grow with the number of entries.
 	EntriesByValue(value string) ([]Entry, error)
+	// EntriesOfAccount returns the account's entries in ID order, from an
+	// index.
+	EntriesOfAccount(name string) ([]Entry, error)
+	// UpdateEntry replaces the perms, comment, force flag and refresh of
+	// the entry with e.ID (ErrNotFound if none), keeping its ID and
+	// Created; its account, kind and value cannot change (ErrInvalid).
+	UpdateEntry(e Entry) (Entry, error)
 
 	// PutGrant creates or replaces a grant by ID, assigning an ID when it
 	// is empty and Created when it is zero. The account must exist
@@ -267,7 +275,7 @@ func (t *boltTx) DeleteAccount(name string) ([]Entry, []Grant, error) {
 	if err := reindex(idx, accounts, name, old, oldUnknown, nil); err != nil {
 		return nil, nil, err
 	}
-	entries, err := t.deleteEntriesWhere(func(e Entry) bool { return e.Account == name })
+	entries, err := t.deleteAccountEntries(name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -305,13 +313,14 @@ func (t *boltTx) AddEntry(e Entry) (Entry, error) {
 	if err := e.Perms.valid(); err != nil {
 		return Entry{}, fmt.Errorf("entry %q: %w", e.Value, err)
 	}
+	if err := validIndexable(e); err != nil {
+		return Entry{}, err
+	}
 	if accounts.Get([]byte(e.Account)) == nil {
 		return Entry{}, notFound(accountName(e.Account))
 	}
-
-	// A linear scan: whitelists hold hundreds of entries, not millions, and
-	// an index bucket would be one more thing to keep consistent.
-	dups, err := entriesWhere(b, func(x Entry) bool {
+	current := entryIndexCurrent(t.tx)
+	dups, err := t.entriesIndexed(entryByValue, e.Value, func(x Entry) bool {
 		return x.Account == e.Account && x.Kind == e.Kind && x.Value == e.Value
 	})
 	if err != nil {
@@ -334,6 +343,11 @@ func (t *boltTx) AddEntry(e Entry) (Entry, error) {
 	}
 	if err := put(b, key, entryRecord(e), entryName(id)); err != nil {
 		return Entry{}, err
+	}
+	if idx := t.tx.Bucket(bucketEntryIndex); idx != nil {
+		if err := indexEntry(idx, b, e, key, current); err != nil {
+			return Entry{}, err
+		}
 	}
 	// Return what a later read would return, not the caller's spelling of
 	// it (UTC times, no monotonic clock).
@@ -401,7 +415,35 @@ func (t *boltTx) DeleteEntry(id string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
+	if idx := t.tx.Bucket(bucketEntryIndex); idx != nil {
+		if err := unindexEntry(idx, e, key); err != nil {
+			return Entry{}, err
+		}
+	}
 	return e, del(b, key, entryName(id))
+}
+
+func (t *boltTx) UpdateEntry(e Entry) (Entry, error) {
+	b, err := t.bucket(bucketEntries)
+	if err != nil {
+		return Entry{}, err
+	}
+	key, old, err := getEntry(b, e.ID)
+	if err != nil {
+		return Entry{}, err
+	}
+	if e.Account != old.Account || e.Kind != old.Kind || e.Value != old.Value {
+		return Entry{}, invalidf("%s: account, kind and value cannot change (%s %s %q); add a new entry instead",
+			entryName(e.ID), accountName(old.Account), old.Kind, old.Value)
+	}
+	if err := e.Perms.valid(); err != nil {
+		return Entry{}, fmt.Errorf("%s: %w", entryName(e.ID), err)
+	}
+	e.Created, e.Provider = old.Created, old.Provider
+	if err := put(b, key, entryRecord(e), entryName(e.ID)); err != nil {
+		return Entry{}, err
+	}
+	return entryRecord(e).entry(e.ID), nil
 }
 
 func (t *boltTx) Entries() ([]Entry, error) {
@@ -413,11 +455,11 @@ func (t *boltTx) Entries() ([]Entry, error) {
 }
 
 func (t *boltTx) EntriesByValue(value string) ([]Entry, error) {
-	b, err := t.bucket(bucketEntries)
-	if err != nil {
-		return nil, err
-	}
-	return entriesWhere(b, func(e Entry) bool { return e.Value == value })
+	return t.entriesIndexed(entryByValue, value, func(e Entry) bool { return e.Value == value })
+}
+
+func (t *boltTx) EntriesOfAccount(name string) ([]Entry, error) {
+	return t.entriesIndexed(entryByAccount, name, func(e Entry) bool { return e.Account == name })
 }
 
 func entriesWhere(b *bbolt.Bucket, match func(Entry) bool) ([]Entry, error) {
@@ -439,12 +481,13 @@ func entriesWhere(b *bbolt.Bucket, match func(Entry) bool) ([]Entry, error) {
 	return out, err
 }
 
-func (t *boltTx) deleteEntriesWhere(match func(Entry) bool) ([]Entry, error) {
+func (t *boltTx) deleteAccountEntries(name string) ([]Entry, error) {
 	b, err := t.bucket(bucketEntries)
 	if err != nil {
 		return nil, err
 	}
-	victims, err := entriesWhere(b, match)
+	idx := t.tx.Bucket(bucketEntryIndex)
+	victims, err := t.EntriesOfAccount(name)
 	if err != nil {
 		return nil, err
 	}
@@ -452,6 +495,11 @@ func (t *boltTx) deleteEntriesWhere(match func(Entry) bool) ([]Entry, error) {
 	// changes under them.
 	for _, e := range victims {
 		n, _ := parseID('e', e.ID)
+		if idx != nil {
+			if err := unindexEntry(idx, e, seqKey(n)); err != nil {
+				return nil, err
+			}
+		}
 		if err := del(b, seqKey(n), entryName(e.ID)); err != nil {
 			return nil, err
 		}
