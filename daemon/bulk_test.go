@@ -2,10 +2,15 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
+	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/firewall/fwfake"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -69,3 +74,92 @@ func BenchmarkAllowDeny(b *testing.B) {
 		}
 	}
 }
+
+// Logic tests on the fake backend: what allow --file and entry set ask
+// of the daemon.
+func TestImportFromFile(t *testing.T) {
+	ctx := context.Background()
+	wt := newWDTest(t, "fake")
+	fw := wt.fw.(*fwfake.Backend)
+	// An entry line for an account neither existing nor defined: refused,
+	// nothing added.
+	req := ImportRequest{Source: "file", Accounts: []ImportAccount{
+		{Name: "alice", MustExist: true, Entries: []ImportEntry{{Kind: store.KindIP, Value: "192.0.2.10"}}},
+		{Name: "ghost", MustExist: true, Entries: []ImportEntry{{Kind: store.KindIP, Value: "192.0.2.11"}}},
+	}}
+	if _, err := wt.d.Import(ctx, req); !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), `account "ghost"`) {
+		t.Fatalf("import with an unknown account: %v", err)
+	}
+	if fw.Admits(netip.MustParseAddr("192.0.2.10"), "tcp", 22) {
+		t.Fatal("a refused import reached the kernel")
+	}
+	// Force and refresh go through; perms wider than the account's need
+	// force; refresh is for names only.
+	req = ImportRequest{Source: "file", Accounts: []ImportAccount{{Name: "alice", MustExist: true, Entries: []ImportEntry{
+		{Kind: store.KindCIDR, Value: "10.0.0.0/7", Force: true},
+		{Kind: store.KindIP, Value: "192.0.2.10", Perms: []int{1}, Force: true},
+		{Kind: store.KindFQDN, Value: "h.dyndns.example", RefreshSeconds: 90},
+	}}}}
+	res, err := wt.d.Import(ctx, req)
+	if err != nil || len(res.Added) != 3 {
+		t.Fatalf("import: %+v %v", res, err)
+	}
+	if !fw.Admits(netip.MustParseAddr("192.0.2.10"), "udp", 5060) {
+		t.Error("forced entry perms not in the kernel")
+	}
+	for _, ie := range []ImportEntry{
+		{Kind: store.KindIP, Value: "192.0.2.12", Perms: []int{1}},
+		{Kind: store.KindCIDR, Value: "10.0.0.0/7"},
+		{Kind: store.KindIP, Value: "192.0.2.13", RefreshSeconds: 60},
+	} {
+		_, err := wt.d.Import(ctx, ImportRequest{Source: "file", Accounts: []ImportAccount{{Name: "alice", MustExist: true, Entries: []ImportEntry{ie}}}})
+		if err == nil {
+			t.Errorf("%+v accepted", ie)
+		}
+	}
+}
+
+func TestUpdateEntry(t *testing.T) {
+	ctx := context.Background()
+	wt := newWDTest(t, "fake")
+	fw := wt.fw.(*fwfake.Backend)
+	if _, err := wt.d.UpdateAccount(ctx, "alice", UpdateAccountRequest{Perms: ptr("1,8")}, Guard{}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := wt.d.AddEntry(ctx, AddEntryRequest{Account: "alice", Kind: store.KindIP, Value: "192.0.2.20"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.MustParseAddr("192.0.2.20")
+	if _, err := wt.d.UpdateEntry(ctx, e.ID, UpdateEntryRequest{Perms: ptr("1")}, Guard{}); err != nil {
+		t.Fatal(err)
+	}
+	if fw.Admits(ip, "tcp", 22) || !fw.Admits(ip, "udp", 5060) {
+		t.Error("kernel did not follow the narrower perms")
+	}
+	if _, err := wt.d.UpdateEntry(ctx, e.ID, UpdateEntryRequest{Perms: ptr("2")}, Guard{}); !errors.Is(err, auth.ErrNeedsForce) {
+		t.Errorf("perms wider than the account's: %v", err)
+	}
+	// From an SSH session at 192.0.2.20: narrowing its own entry away
+	// from SSH is refused by the guard.
+	if _, err := wt.d.UpdateEntry(ctx, e.ID, UpdateEntryRequest{Perms: ptr("")}, Guard{}); err != nil {
+		t.Fatal(err)
+	}
+	g := Guard{SSH: netip.AddrPortFrom(ip, 22)}
+	if _, err := wt.d.UpdateEntry(ctx, e.ID, UpdateEntryRequest{Perms: ptr("1")}, g); !errors.Is(err, firewall.ErrLockout) {
+		t.Errorf("narrowing the SSH session's entry: %v", err)
+	}
+	if !fw.Admits(ip, "tcp", 22) {
+		t.Error("refused change reached the kernel")
+	}
+	got, err := wt.d.UpdateEntry(ctx, e.ID, UpdateEntryRequest{Comment: ptr("hotel")}, g)
+	if err != nil || got.ID != e.ID || got.Comment != "hotel" {
+		t.Errorf("comment change: %+v %v", got, err)
+	}
+	recs, _ := wt.d.Audit(AuditFilter{Action: "entry.set"})
+	if len(recs) != 5 {
+		t.Errorf("audit records for entry.set: %d, want 5 (3 ok, 2 refused)", len(recs))
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/entryfile"
 	"github.com/dialgate/dialgate/sshpeer"
 	"github.com/dialgate/dialgate/store"
 )
@@ -161,6 +162,16 @@ func (c *Client) AddEntry(ctx context.Context, req AddEntryRequest) (e EntryInfo
 // DeleteEntry removes an entry by ID or value.
 func (c *Client) DeleteEntry(ctx context.Context, idOrValue string) (r DeleteResult, err error) {
 	return r, c.do(ctx, http.MethodDelete, "/v1/entries/"+url.PathEscape(idOrValue), nil, &r)
+}
+
+// UpdateEntry changes an entry's perms, comment or refresh in place.
+func (c *Client) UpdateEntry(ctx context.Context, id string, req UpdateEntryRequest) (e EntryInfo, err error) {
+	return e, c.do(ctx, http.MethodPatch, "/v1/entries/"+url.PathEscape(id), req, &e)
+}
+
+// Export returns the whitelist as a whitelist file document.
+func (c *Client) Export(ctx context.Context) (doc entryfile.Document, err error) {
+	return doc, c.do(ctx, http.MethodGet, "/v1/export", nil, &doc)
 }
 
 // Reload re-reads the config and rebuilds the firewall. With confirm > 0

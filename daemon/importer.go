@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/store"
@@ -26,6 +27,10 @@ type ImportAccount struct {
 	Perms   []int         `json:"perms"`
 	Comment string        `json:"comment,omitempty"`
 	Entries []ImportEntry `json:"entries"`
+	// MustExist refuses the import when the account does not exist
+	// (`allow --file` lines for an account the file does not define):
+	// entries are never added to an account made up on the spot.
+	MustExist bool `json:"must_exist,omitempty"`
 }
 
 // ImportEntry is one entry; nil Perms inherits the account's.
@@ -34,6 +39,10 @@ type ImportEntry struct {
 	Value   string          `json:"value"`
 	Perms   []int           `json:"perms,omitempty"`
 	Comment string          `json:"comment,omitempty"`
+	// Force and RefreshSeconds are what `allow --force` and `--refresh`
+	// are for one entry.
+	Force          bool  `json:"force,omitempty"`
+	RefreshSeconds int64 `json:"refresh_seconds,omitempty"`
 }
 
 // ImportResult says what the import did.
@@ -80,6 +89,9 @@ func (d *Daemon) Import(ctx context.Context, req ImportRequest) (ImportResult, e
 			}
 			acct, err := tx.Account(ia.Name)
 			switch {
+			case errors.Is(err, store.ErrNotFound) && ia.MustExist:
+				return nil, fmt.Errorf("account %q: %w: create it first (dialgate account add %s) or define it in the file (account %s perms=...)",
+					ia.Name, store.ErrNotFound, ia.Name, ia.Name)
 			case errors.Is(err, store.ErrNotFound):
 				acct = store.Account{Name: ia.Name, Perms: perms, Comment: ia.Comment, Enabled: true, Created: d.now()}
 				if err := tx.CreateAccount(acct); err != nil {
@@ -92,9 +104,13 @@ func (d *Daemon) Import(ctx context.Context, req ImportRequest) (ImportResult, e
 				res.Kept = append(res.Kept, ia.Name)
 			}
 			for _, ie := range ia.Entries {
-				value, err := auth.ParseEntry(ie.Kind, ie.Value, false)
+				value, err := auth.ParseEntry(ie.Kind, ie.Value, ie.Force)
 				if err != nil {
 					return nil, fmt.Errorf("account %q: %w", ia.Name, err)
+				}
+				refresh := time.Duration(ie.RefreshSeconds) * time.Second
+				if ie.RefreshSeconds != 0 && (ie.Kind != store.KindFQDN || ie.RefreshSeconds < 1) {
+					return nil, fmt.Errorf("account %q: %s: %w: refresh only for fqdn entries, at least 1s", ia.Name, value, auth.ErrInvalid)
 				}
 				if err := auth.ValidateComment(ie.Comment); err != nil {
 					return nil, fmt.Errorf("account %q: %s: %w", ia.Name, value, err)
@@ -104,7 +120,7 @@ func (d *Daemon) Import(ctx context.Context, req ImportRequest) (ImportResult, e
 					return nil, fmt.Errorf("account %q: %s: %w", ia.Name, value, err)
 				}
 				e, err := tx.AddEntry(store.Entry{Account: ia.Name, Kind: ie.Kind, Value: value, Perms: ep,
-					Comment: ie.Comment, Created: d.now()})
+					Comment: ie.Comment, Force: ie.Force, Refresh: refresh, Created: d.now()})
 				if errors.Is(err, store.ErrExists) {
 					res.Already = append(res.Already, ia.Name+" "+value)
 					continue
@@ -112,7 +128,7 @@ func (d *Daemon) Import(ctx context.Context, req ImportRequest) (ImportResult, e
 				if err != nil {
 					return nil, err
 				}
-				if !auth.PermsWithin(ep, acct.Perms) {
+				if !ie.Force && !auth.PermsWithin(ep, acct.Perms) {
 					return nil, fmt.Errorf("account %q: %s perms %s: %w: wider than the account's perms %s; widen the account first (dialgate account set %s --perms ...)",
 						ia.Name, value, ep, auth.ErrInvalid, permsOrNone(acct.Perms), ia.Name)
 				}

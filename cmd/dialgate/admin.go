@@ -93,10 +93,33 @@ func newAccountCmd(g *globals) *cobra.Command {
 }
 
 func newAllowCmd(g *globals) *cobra.Command {
+	var file string
 	cmd := &cobra.Command{
 		Use:   "allow {ip|cidr|fqdn} ACCOUNT VALUE",
 		Short: "Whitelist an address, network or dynamic-DNS name for an account",
+		Long: `Whitelists one address, network or dynamic-DNS name (allow ip|cidr|fqdn), or,
+with --file, every account and entry of a whitelist file in one transaction
+(all of it, or nothing if any line is refused). The file has one entry a
+line, as dialgate export writes it:
+
+  account alice perms=0 comment="road warrior"
+  alice ip 203.0.113.7
+  alice cidr 198.51.100.0/24 perms=1,2 comment="branch office"
+  alice fqdn home.example.org refresh=1m
+
+An account line creates the account if it does not exist; an entry line
+needs its account to exist or to be defined in the file.`,
+		Example: `  dialgate allow ip alice 203.0.113.7
+  dialgate allow --file /root/whitelist.txt`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageError{errFlag("give a kind (ip, cidr or fqdn), or --file FILE; see dialgate allow --help")}
+			}
+			return allowFile(cmd, g, file)
+		},
 	}
+	cmd.Flags().StringVar(&file, "file", "", "add every entry of `FILE` (one a line; - for standard input) in one transaction")
 	for _, k := range []struct {
 		kind    store.EntryKind
 		example string
