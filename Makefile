@@ -59,7 +59,7 @@ deb:
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/dialgate gen-docs \
 		--man build/man --completions build/completions \
 		--config-example build/dialgate.toml.example
-	gzip -9n build/man/*.8
+	gzip -9n build/man/*.8 build/man/*.5
 	VERSION=$(VERSION) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run $(NFPM) \
 		pkg --packager deb --config packaging/nfpm.yaml --target build/
 
