@@ -5,7 +5,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
 BENCHTIME   ?= 5x
 
-.PHONY: build test bench fuzz lint demo clean deb test-deb install uninstall test-install
+.PHONY: build test bench fuzz lint demo clean deb test-deb rpm test-rpm install uninstall test-install
 
 # Debian package (make deb): version, and the nfpm release run as a Go tool
 # (not a module dependency). SOURCE_DATE_EPOCH (last commit) dates the man
@@ -123,6 +123,25 @@ deb:
 	gzip -9n build/man/*.8 build/man/*.5
 	VERSION=$(VERSION) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run $(NFPM) \
 		pkg --packager deb --config packaging/nfpm.yaml --target build/
+
+# build/dialgate-$(VERSION)-1.x86_64.rpm: the same contents from the same
+# nfpm.yaml; RPM-specific scriptlets in packaging/scripts/rpm/.
+rpm:
+	$(RELEASE_BUILD)
+	rm -rf build/man build/completions build/dialgate.toml.example build/dialgate-*.rpm
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/dialgate gen-docs \
+		--man build/man --completions build/completions \
+		--config-example build/dialgate.toml.example
+	gzip -9n build/man/*.8 build/man/*.5
+	VERSION=$(VERSION) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run $(NFPM) \
+		pkg --packager rpm --config packaging/nfpm.yaml --target build/
+
+# Needs root and rpm(8) (apt-get install rpm): builds the RPM and the .deb,
+# inspects the RPM, runs its scriptlets against a stub systemctl in a
+# private mount namespace and installs it into a throwaway root with
+# rpm --root. Nothing on this machine changes outside build/.
+test-rpm:
+	VERSION=$(VERSION) bash packaging/test-rpm.sh
 
 # Needs root and a throwaway machine (CI): installs the package with
 # apt-get, checks it, purges it. Never starts dialgate or touches the
