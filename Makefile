@@ -5,7 +5,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
 BENCHTIME   ?= 5x
 
-.PHONY: build test bench fuzz lint demo clean deb test-deb rpm test-rpm install uninstall test-install
+.PHONY: build test bench fuzz lint demo demo-clean clean deb test-deb rpm test-rpm install uninstall test-install
 
 # Debian package (make deb): version, and the nfpm release run as a Go tool
 # (not a module dependency). SOURCE_DATE_EPOCH (last commit) dates the man
@@ -108,8 +108,12 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 # A throwaway network-namespace sandbox: the phone door end to end.
+# KEEP=1 leaves it running to explore; make demo-clean removes it.
 demo: build
-	scripts/demo.sh
+	KEEP=$(KEEP) scripts/demo.sh
+
+demo-clean:
+	scripts/demo.sh clean
 
 # build/dialgate_$(VERSION)_amd64.deb: a static release binary, man pages,
 # completions and the example config from `dialgate gen-docs`, systemd
