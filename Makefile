@@ -5,7 +5,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
 BENCHTIME   ?= 5x
 
-.PHONY: build test bench fuzz lint demo clean deb test-deb
+.PHONY: build test bench fuzz lint demo demo-clean clean deb test-deb rpm test-rpm install uninstall test-install
 
 # Debian package (make deb): version, and the nfpm release run as a Go tool
 # (not a module dependency). SOURCE_DATE_EPOCH (last commit) dates the man
@@ -16,6 +16,68 @@ SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 
 build:
 	$(GO) build -o bin/dialgate ./cmd/dialgate
+
+# The release binary of the packages and make install: static, no cgo.
+RELEASE_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath \
+	-ldflags "-s -w -X main.version=$(VERSION)" -o bin/dialgate ./cmd/dialgate
+
+# From-source install (see README, Install). DESTDIR stages it elsewhere.
+# Installs files only: starts, enables and loads nothing.
+PREFIX         ?= /usr/local
+SYSTEMDUNITDIR ?= /etc/systemd/system
+BINDIR         ?= $(PREFIX)/sbin
+MANDIR         ?= $(PREFIX)/share/man
+DOCDIR         ?= $(PREFIX)/share/doc/dialgate
+DATADIR        ?= $(PREFIX)/share
+UNITS          := dialgate.service dialgate-restore.service
+
+install:
+	$(RELEASE_BUILD)
+	rm -rf build/install
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/dialgate gen-docs \
+		--man build/install/man --completions build/install/completions \
+		--config-example build/install/dialgate.toml.example
+	gzip -9n build/install/man/*.8 build/install/man/*.5
+	for u in $(UNITS); do \
+		sed -e 's|/usr/sbin/dialgate|$(BINDIR)/dialgate|g' \
+			-e 's|/usr/share/doc/dialgate/README.Debian|$(DOCDIR)/README.packaging.md|g' \
+			packaging/$$u >build/install/$$u || exit 1; \
+	done
+	install -D -m 0755 bin/dialgate $(DESTDIR)$(BINDIR)/dialgate
+	install -d -m 0755 $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(DOCDIR)
+	install -m 0644 $(addprefix build/install/,$(UNITS)) $(DESTDIR)$(SYSTEMDUNITDIR)/
+	install -m 0644 build/install/man/*.8.gz $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 build/install/man/*.5.gz $(DESTDIR)$(MANDIR)/man5/
+	install -D -m 0644 build/install/completions/dialgate $(DESTDIR)$(DATADIR)/bash-completion/completions/dialgate
+	install -D -m 0644 build/install/completions/_dialgate $(DESTDIR)$(DATADIR)/zsh/site-functions/_dialgate
+	install -D -m 0644 build/install/completions/dialgate.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/dialgate.fish
+	install -m 0644 README.md build/install/dialgate.toml.example $(DESTDIR)$(DOCDIR)/
+	install -m 0644 packaging/README.md $(DESTDIR)$(DOCDIR)/README.packaging.md
+	@echo
+	@echo 'Installed $(BINDIR)/dialgate; nothing was enabled or started. Next, as root, over SSH'
+	@echo 'from the address you manage this server from (see README, SSH lockout):'
+	@echo '    systemctl daemon-reload'
+	@echo '    dialgate init'
+	@echo '    systemctl enable --now dialgate-restore dialgate'
+
+# Removes what install put there; never the config, the database or the
+# firewall. Refuses while the units are enabled or running.
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null && \
+		{ systemctl is-enabled --quiet $(UNITS) 2>/dev/null || systemctl is-active --quiet $(UNITS) 2>/dev/null; }; then \
+		echo 'make uninstall: dialgate units are enabled or running; first:'; \
+		echo '    systemctl disable --now dialgate dialgate-restore'; \
+		echo '(the firewall stays in the kernel; dialgate remove --yes takes it out)'; exit 1; \
+	fi
+	rm -f $(DESTDIR)$(BINDIR)/dialgate $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(UNITS))
+	rm -f $(DESTDIR)$(MANDIR)/man8/dialgate.8.gz $(DESTDIR)$(MANDIR)/man8/dialgate-*.8.gz $(DESTDIR)$(MANDIR)/man5/dialgate.toml.5.gz
+	rm -f $(DESTDIR)$(DATADIR)/bash-completion/completions/dialgate $(DESTDIR)$(DATADIR)/zsh/site-functions/_dialgate $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/dialgate.fish
+	rm -rf $(DESTDIR)$(DOCDIR)
+	@echo 'Left in place: /etc/dialgate (config), /var/lib/dialgate (database), the firewall in the kernel.'
+
+# make install and uninstall into a temporary DESTDIR, checked.
+test-install:
+	bash packaging/test-install.sh
 
 # Needs root (network namespaces, iptables, ipset). Under CI=true a test
 # that cannot get root fails instead of skipping.
@@ -46,22 +108,44 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 # A throwaway network-namespace sandbox: the phone door end to end.
+# KEEP=1 leaves it running to explore; make demo-clean removes it.
 demo: build
-	scripts/demo.sh
+	KEEP=$(KEEP) scripts/demo.sh
+
+demo-clean:
+	scripts/demo.sh clean
 
 # build/dialgate_$(VERSION)_amd64.deb: a static release binary, man pages,
 # completions and the example config from `dialgate gen-docs`, systemd
 # units and maintainer scripts from packaging/ (see packaging/README.md).
 deb:
-	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath \
-		-ldflags "-s -w -X main.version=$(VERSION)" -o bin/dialgate ./cmd/dialgate
+	$(RELEASE_BUILD)
 	rm -rf build/man build/completions build/dialgate.toml.example build/dialgate_*.deb
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/dialgate gen-docs \
 		--man build/man --completions build/completions \
 		--config-example build/dialgate.toml.example
-	gzip -9n build/man/*.8
+	gzip -9n build/man/*.8 build/man/*.5
 	VERSION=$(VERSION) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run $(NFPM) \
 		pkg --packager deb --config packaging/nfpm.yaml --target build/
+
+# build/dialgate-$(VERSION)-1.x86_64.rpm: the same contents from the same
+# nfpm.yaml; RPM-specific scriptlets in packaging/scripts/rpm/.
+rpm:
+	$(RELEASE_BUILD)
+	rm -rf build/man build/completions build/dialgate.toml.example build/dialgate-*.rpm
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/dialgate gen-docs \
+		--man build/man --completions build/completions \
+		--config-example build/dialgate.toml.example
+	gzip -9n build/man/*.8 build/man/*.5
+	VERSION=$(VERSION) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run $(NFPM) \
+		pkg --packager rpm --config packaging/nfpm.yaml --target build/
+
+# Needs root and rpm(8) (apt-get install rpm): builds the RPM and the .deb,
+# inspects the RPM, runs its scriptlets against a stub systemctl in a
+# private mount namespace and installs it into a throwaway root with
+# rpm --root. Nothing on this machine changes outside build/.
+test-rpm:
+	VERSION=$(VERSION) bash packaging/test-rpm.sh
 
 # Needs root and a throwaway machine (CI): installs the package with
 # apt-get, checks it, purges it. Never starts dialgate or touches the

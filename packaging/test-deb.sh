@@ -69,15 +69,18 @@ for d in iptables ipset iproute2; do
 	grep -Eq "(^|, )$d( |,|$)" <<<"$depends" || fail "Depends ($depends) lacks $d"
 done
 ok "dialgate $VERSION amd64, Depends: $depends"
+recommends=$(dpkg-deb -f "$deb" Recommends)
+grep -Eq "(^|, )bash-completion( |,|$)" <<<"$recommends" || fail "Recommends ($recommends) lacks bash-completion"
+ok "Recommends: $recommends"
 contents=$(dpkg-deb -c "$deb")
 grep -q '/etc/dialgate/dialgate.toml' <<<"$contents" && fail "the package ships /etc/dialgate/dialgate.toml; dialgate init writes it"
 grep -q 'gen-docs' <<<"$contents" && fail "the package ships a man page for the hidden gen-docs command"
 ok "no config file in /etc, no gen-docs page"
 
 step "apt-get install ./$deb"
-deps=$(dpkg-query -W -f='${db:Status-Abbrev}\n' iptables ipset iproute2 2>/dev/null || true)
-if [ "$(grep -c '^ii' <<<"$deps")" != 3 ]; then
-	apt-get update -qq # the dependencies have to come from the archive
+deps=$(dpkg-query -W -f='${db:Status-Abbrev}\n' iptables ipset iproute2 bash-completion 2>/dev/null || true)
+if [ "$(grep -c '^ii' <<<"$deps")" != 4 ]; then
+	apt-get update -qq # the dependencies (and recommends) have to come from the archive
 fi
 installed=1
 out=$(apt-get install -y "./$deb" 2>&1) || {
@@ -105,10 +108,19 @@ done
 page=$(zcat /usr/share/man/man8/dialgate.8.gz)
 grep -q '^\.TH "DIALGATE" "8"' <<<"$page" || fail "dialgate.8 has no section-8 .TH header naming DIALGATE"
 grep -q 'dialgate init' <<<"$page" || fail "dialgate.8 does not describe the commands"
+for sec in 'SSH LOCKOUT' FILES 'EXIT STATUS' EXAMPLES; do
+	grep -qx "\.SH $sec" <<<"$page" || fail "dialgate.8 has no $sec section"
+done
+f=/usr/share/man/man5/dialgate.toml.5.gz
+{ [ -s "$f" ] && gzip -t "$f"; } || fail "$f missing or not valid gzip"
+grep -q '^db = "/var/lib/dialgate/dialgate.db"$' <(zcat "$f") || fail "dialgate.toml.5 does not show the default config"
 if command -v man >/dev/null; then
 	w=$(man -w dialgate 2>/dev/null) || fail "man -w dialgate found nothing"
 	[ "$w" = /usr/share/man/man8/dialgate.8.gz ] || fail "man -w dialgate: $w"
 	ok "man -w dialgate: $w"
+	w=$(man -w dialgate.toml 2>/dev/null) || fail "man -w dialgate.toml found nothing"
+	[ "$w" = /usr/share/man/man5/dialgate.toml.5.gz ] || fail "man -w dialgate.toml: $w"
+	ok "man -w dialgate.toml: $w"
 else
 	ok "man(1) not installed here; the page files exist"
 fi
@@ -187,8 +199,20 @@ if command -v systemctl >/dev/null; then
 fi
 [ ! -e /var/lib/dialgate ] || fail "/var/lib/dialgate was created by the install"
 [ "$run_before" = 1 ] || [ ! -e /run/dialgate ] || fail "/run/dialgate was created by the install"
-pgrep -x dialgate >/dev/null && fail "a dialgate process is running"
-ok "no unit links, no state, no runtime dir, no dialgate process"
+# Only the packaged binary counts: other dialgates on this machine (a
+# developer's bin/dialgate, a test's daemon in a network namespace) are
+# none of the package's doing.
+procs=
+for p in /proc/[0-9]*; do
+	exe=$(readlink "$p/exe" 2>/dev/null) || continue
+	case $exe in
+	/usr/sbin/dialgate | '/usr/sbin/dialgate (deleted)')
+		procs+="    pid ${p#/proc/}: $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)"$'\n'
+		;;
+	esac
+done
+[ -z "$procs" ] || fail "the install started /usr/sbin/dialgate:"$'\n'"$procs"
+ok "no unit links, no state, no runtime dir, no /usr/sbin/dialgate process"
 
 step "apt-get purge dialgate"
 mapfile -t listed < <(dpkg -L dialgate)

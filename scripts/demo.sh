@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make demo: the phone door end to end, in a throwaway sandbox of network
 # namespaces. Nothing touches this machine's own firewall; everything is
-# removed on exit.
+# removed on exit, unless KEEP=1: then the sandbox (namespaces, running
+# daemon, temporary directory) stays for you to explore, and
+# `make demo-clean` (scripts/demo.sh clean) removes it.
 #
 #   pbx       runs `dialgate serve` (198.51.100.1 and 203.0.113.1)
 #   phone     the traveling user's softphone (198.51.100.7)
@@ -11,9 +13,9 @@ set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "make demo needs root (it creates network namespaces)"; exit 1; }
 BIN=$(realpath "${BIN:-bin/dialgate}")
 PBX=dgdemo-pbx PHONE=dgdemo-phone STRANGER=dgdemo-stranger
-DIR=$(mktemp -d /tmp/dialgate-demo.XXXXXX)
-export DIALGATE_CONFIG=$DIR/dialgate.toml
-DAEMON=
+# A kept sandbox records its directory here (it outlives the script).
+KEPT=/run/dialgate-demo.dir
+DAEMON= DIR=
 
 cleanup() {
 	# Every process left in the sandbox's namespaces (the daemon above all).
@@ -21,9 +23,36 @@ cleanup() {
 		ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
 	done
 	[ -n "$DAEMON" ] && wait "$DAEMON" 2>/dev/null || true
+	# A kept daemon is not this shell's child: wait for it to be gone.
+	for _ in $(seq 50); do
+		[ -z "$(for ns in $PBX $PHONE $STRANGER; do ip netns pids "$ns" 2>/dev/null; done)" ] && break
+		sleep 0.1
+	done
 	for ns in $PBX $PHONE $STRANGER; do ip netns del "$ns" 2>/dev/null || true; done
-	rm -rf "$DIR"
+	[ -n "$DIR" ] && rm -rf "$DIR"
+	rm -f "$KEPT"
 }
+
+if [ "${1:-}" = clean ]; then
+	# make demo-clean: what KEEP=1 left. The daemon is killed with its
+	# namespace's other processes; the directory is the one recorded.
+	[ -f "$KEPT" ] && DIR=$(cat "$KEPT")
+	case $DIR in /tmp/dialgate-demo.*) ;; *) DIR= ;; esac
+	if [ -z "$DIR" ] && ! ip netns list | grep -Eq "^($PBX|$PHONE|$STRANGER)( |$)"; then
+		echo "no demo sandbox here"
+		exit 0
+	fi
+	cleanup
+	echo "demo sandbox removed (namespaces $PBX $PHONE $STRANGER${DIR:+, $DIR})"
+	exit 0
+fi
+
+if ip netns list | grep -Eq "^($PBX|$PHONE|$STRANGER)( |$)"; then
+	echo "a demo sandbox is still there (make demo KEEP=1?); remove it first: make demo-clean"
+	exit 1
+fi
+DIR=$(mktemp -d /tmp/dialgate-demo.XXXXXX)
+export DIALGATE_CONFIG=$DIR/dialgate.toml
 trap cleanup EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -61,6 +90,9 @@ ip netns exec $PBX "$BIN" serve >"$DIR/serve.log" 2>&1 &
 DAEMON=$!
 for _ in $(seq 50); do pbx status >/dev/null 2>&1 && break; sleep 0.1; done
 
+say "dialgate status: the firewall is in the PBX's kernel and the daemon guards it"
+pbx status
+
 say "an account for Alice: SIP (1, 2) and SSH (8), with a passcode"
 pbx account add alice --perms 1,2,8 --comment "Alice, on the road"
 out=$(echo 48151623 | pbx account passcode alice --stdin)
@@ -97,4 +129,21 @@ probe $STRANGER 203.0.113.1 22
 say "dialgate lockouts list: the failure counts against the stranger's caller ID and Alice's keyed number, not her caller ID"
 pbx lockouts list
 
+if [ "${KEEP:-}" = 1 ]; then
+	trap - EXIT
+	echo "$DIR" >"$KEPT"
+	say "done; the sandbox stays (KEEP=1)"
+	cat <<MSG
+The daemon runs in namespace $PBX (pid $DAEMON, log $DIR/serve.log);
+config, database and socket are in $DIR. Try:
+    ip netns exec $PBX $BIN --config $DIALGATE_CONFIG status
+    ip netns exec $PBX $BIN --config $DIALGATE_CONFIG grants list
+    ip netns exec $PBX $BIN --config $DIALGATE_CONFIG audit
+    ip netns exec $PBX ipset list -n
+    ip netns exec $STRANGER timeout 2 bash -c 'exec 3<>/dev/tcp/203.0.113.1/22' || echo dropped
+Remove it all (daemon, namespaces, $DIR) with:
+    make demo-clean        # or: scripts/demo.sh clean
+MSG
+	exit 0
+fi
 say "done; cleaning up"
