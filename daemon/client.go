@@ -174,6 +174,11 @@ func (c *Client) Export(ctx context.Context) (doc entryfile.Document, err error)
 	return doc, c.do(ctx, http.MethodGet, "/v1/export", nil, &doc)
 }
 
+// Explain tells why an address is admitted or dropped.
+func (c *Client) Explain(ctx context.Context, req ExplainRequest) (ex Explanation, err error) {
+	return ex, c.do(ctx, http.MethodPost, "/v1/explain", req, &ex)
+}
+
 // Reload re-reads the config and rebuilds the firewall. With confirm > 0
 // it rolls back unless Confirm follows within confirm.
 func (c *Client) Reload(ctx context.Context, confirm time.Duration) error {

@@ -301,6 +301,13 @@ func (d *Daemon) Handler() http.Handler {
 		return d.UpdateEntry(r.Context(), r.PathValue("entry"), req, guardOf(r))
 	}))
 	mux.HandleFunc("GET /v1/export", d.handle(func(r *http.Request) (any, error) { return d.Export() }))
+	mux.HandleFunc("POST /v1/explain", d.handle(func(r *http.Request) (any, error) {
+		var req ExplainRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return d.Explain(r.Context(), req)
+	}))
 	mux.HandleFunc("POST /v1/reload", d.handle(func(r *http.Request) (any, error) {
 		confirm, err := time.ParseDuration(cmp.Or(r.URL.Query().Get("confirm"), "0s"))
 		if err != nil || confirm < 0 || confirm > time.Hour {
