@@ -698,7 +698,20 @@ func (d *Daemon) Status(ctx context.Context) (StatusInfo, error) {
 	}
 	st := StatusInfo{Firewall: fw, DB: d.db.Path(), Time: d.now(), Warnings: d.config().Warnings}
 	d.fillStatus(&st)
-	err = d.db.View(func(tx store.Tx) error {
+	return st, d.fillListing(&st)
+}
+
+// Accounts lists the accounts with their entry and grant counts from the
+// database alone: a listing never waits for the kernel.
+func (d *Daemon) Accounts() ([]AccountInfo, error) {
+	st := StatusInfo{Time: d.now()}
+	err := d.fillListing(&st)
+	return st.Accounts, err
+}
+
+// fillListing adds the accounts, entries and live grants to st.
+func (d *Daemon) fillListing(st *StatusInfo) error {
+	return d.db.View(func(tx store.Tx) error {
 		accounts, err := tx.Accounts()
 		if err != nil {
 			return err
@@ -741,7 +754,6 @@ func (d *Daemon) Status(ctx context.Context) (StatusInfo, error) {
 		}
 		return nil
 	})
-	return st, err
 }
 
 func entryInfo(e store.Entry, a store.Account, fq store.FQDNRecord) EntryInfo {

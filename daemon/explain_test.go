@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -104,3 +105,19 @@ func TestExplainLogic(t *testing.T) {
 		}
 	}
 }
+
+// Listing accounts reads the database only: it works while the kernel
+// cannot be read.
+func TestAccountsWithoutKernel(t *testing.T) {
+	wt := newWDTest(t, "fake")
+	wt.fw.(*fwfake.Backend).FailAlways(fwfake.MethodStatus, errKernel)
+	as, err := wt.d.Accounts()
+	if err != nil || len(as) != 1 || as[0].Name != "alice" || as[0].Entries != 1 {
+		t.Fatalf("accounts: %+v %v", as, err)
+	}
+	if _, err := wt.d.Status(context.Background()); err == nil {
+		t.Fatal("status should fail when the kernel cannot be read")
+	}
+}
+
+var errKernel = errors.New("kernel unreadable")

@@ -185,10 +185,7 @@ func withPeer(ctx context.Context, c net.Conn) context.Context {
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", d.handle(func(r *http.Request) (any, error) { return d.Status(r.Context()) }))
-	mux.HandleFunc("GET /v1/accounts", d.handle(func(r *http.Request) (any, error) {
-		st, err := d.Status(r.Context())
-		return st.Accounts, err
-	}))
+	mux.HandleFunc("GET /v1/accounts", d.handle(func(r *http.Request) (any, error) { return d.Accounts() }))
 	mux.HandleFunc("POST /v1/accounts", d.handle(func(r *http.Request) (any, error) {
 		var req AddAccountRequest
 		if err := decode(r, &req); err != nil {
