@@ -140,7 +140,7 @@ func newAllowCmd(g *globals) *cobra.Command {
 		sub.Flags().StringVar(&comment, "comment", "", "free text shown in status")
 		sub.Flags().BoolVar(&force, "force", false, "accept networks wider than /8 (/16 for IPv6), 0.0.0.0/0, multicast, --perms wider than the account's; for fqdn: private answers")
 		if k.kind == store.KindFQDN {
-			sub.Flags().DurationVar(&refresh, "refresh", 0, "re-resolve this name every DURATION (default: fqdn.interval)")
+			sub.Flags().DurationVar(&refresh, "refresh", 0, "re-resolve this name every `DURATION` (e.g. 1m; default: fqdn.interval)")
 		}
 		cmd.AddCommand(sub)
 	}
@@ -181,7 +181,11 @@ func newReloadCmd(g *globals) *cobra.Command {
 		Use:   "reload",
 		Short: "Re-read the config, rebuild the firewall from the database, re-resolve FQDNs",
 		Example: `  dialgate reload
-  dialgate reload --confirm 60s && dialgate confirm   # rolls back unless confirmed in time`,
+
+  # A risky config change, in two steps:
+  dialgate reload --confirm 2m   # applies it; the old rules come back in 2 minutes...
+  # ...now open a NEW SSH session to check you still get in, and only then:
+  dialgate confirm`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := g.client(force)
@@ -199,7 +203,7 @@ func newReloadCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "even if the new config cuts off your own SSH session")
-	cmd.Flags().DurationVar(&confirm, "confirm", 0, "roll back unless `dialgate confirm` follows within this time")
+	cmd.Flags().DurationVar(&confirm, "confirm", 0, "put the previous rules back after `DURATION` (e.g. 2m, at most 1h) unless dialgate confirm runs before")
 	return cmd
 }
 
@@ -487,7 +491,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.Account, "account", "", "only this account's records")
 	fl.StringVar(&f.Action, "action", "", "only this action (door, passcode, grant, ...); a prefix ending in '.' matches a family (grant.)")
 	fl.StringVar(&f.Result, "result", "", "only this result (ok, denied, locked, refused, ...)")
-	fl.DurationVar(&since, "since", 0, "only records newer than this (e.g. 1h, 24h)")
+	fl.DurationVar(&since, "since", 0, "only records of the last `DURATION` (e.g. 1h, 24h)")
 	fl.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // runSelf runs the test binary as dialgate, outside any lab: usage errors
@@ -131,6 +132,46 @@ func TestExitCodes(t *testing.T) {
 	} {
 		if _, errOut, code := runSelf(t, tc.args...); code != tc.want {
 			t.Errorf("dialgate %s: exit %d, want %d (stderr %q)", strings.Join(tc.args, " "), code, tc.want, errOut)
+		}
+	}
+}
+
+// TestHelpPlaceholders: a flag's --help placeholder says what to type
+// (`--confirm DURATION`, with an example), not its Go type, and no
+// example confirms a `reload --confirm` in the same breath, which would
+// defeat the rollback.
+func TestHelpPlaceholders(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			name, usage := pflag.UnquoteUsage(f)
+			if f.Value.Type() == "duration" && (name != "DURATION" || !strings.Contains(usage, "e.g.") && f.Name != "timeout") {
+				t.Errorf("%s --%s: placeholder %q, usage %q; want DURATION and an example", c.CommandPath(), f.Name, name, usage)
+			}
+		})
+		for _, line := range strings.Split(c.Example, "\n") {
+			if strings.Contains(line, "--confirm") && strings.Contains(strings.SplitN(line, "#", 2)[0], "dialgate confirm") {
+				t.Errorf("%s: example %q confirms in the same command line", c.CommandPath(), line)
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	root := newRoot()
+	walk(root)
+	reload, _, err := root.Find([]string{"reload"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var help bytes.Buffer
+	reload.SetOut(&help)
+	if err := reload.Help(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--confirm DURATION", "e.g. 2m", "dialgate reload --confirm 2m", "\n  dialgate confirm"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("reload --help lacks %q:\n%s", want, help.String())
 		}
 	}
 }
