@@ -83,7 +83,7 @@ func newAccountCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cmd.Printf("account %s deleted (%d entries, %d grants removed)\n", args[0], len(res.Entries), len(res.Grants))
+			cmd.Printf("account %s deleted (%s, %s removed)\n", args[0], plural(len(res.Entries), "entry"), plural(len(res.Grants), "grant"))
 			return nil
 		},
 	}
@@ -379,7 +379,7 @@ func printStatus(w io.Writer, st daemon.StatusInfo) {
 			fmt.Fprintf(tw, "  %s\tmissing\n", s.Name)
 			continue
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d entries\n", s.Name, firewall.CodeName(s.Code), len(s.Entries))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, firewall.CodeName(s.Code), plural(len(s.Entries), "entry"))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -477,13 +477,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), rs)
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\tACTION\tACTOR\tACCOUNT\tSUBJECT\tRESULT\tDETAIL")
-			for _, r := range rs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Local().Format("2006-01-02 15:04:05"),
-					r.Action, r.Actor, r.Account, r.Subject, r.Result, r.Detail)
-			}
-			return tw.Flush()
+			return printAudit(cmd.OutOrStdout(), rs)
 		},
 	}
 	fl := cmd.Flags()
@@ -564,10 +558,26 @@ func newLockoutsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// plural says "1 rule", "2 rules".
+// plural says "1 rule", "2 rules", "0 entries".
 func plural(n int, noun string) string {
-	if n == 1 {
+	switch {
+	case n == 1:
 		return "1 " + noun
+	case strings.HasSuffix(noun, "y") && !strings.ContainsAny(noun[max(len(noun)-2, 0):len(noun)-1], "aeiou"):
+		return fmt.Sprintf("%d %sies", n, noun[:len(noun)-1])
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// timeFormat is how text output shows a time: local, with its zone.
+const timeFormat = "2006-01-02 15:04:05 MST"
+
+func printAudit(w io.Writer, rs []store.AuditRecord) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tACTION\tACTOR\tACCOUNT\tSUBJECT\tRESULT\tDETAIL")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Local().Format(timeFormat),
+			r.Action, r.Actor, r.Account, r.Subject, r.Result, r.Detail)
+	}
+	return tw.Flush()
 }

@@ -204,7 +204,7 @@ func newGrantsCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(tw, "GRANT\tACCOUNT\tIP\tSERVICES\tEXPIRES\tLEFT\tSOURCE")
 			for _, gr := range gs {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", gr.ID, gr.Account, gr.IP, describePerms(gr.Perms),
-					gr.Expires.Local().Format("2006-01-02 15:04:05"), gr.Left, gr.Source)
+					gr.Expires.Local().Format(timeFormat), gr.Left.Round(time.Second), gr.Source)
 			}
 			return tw.Flush()
 		},
