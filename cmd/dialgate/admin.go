@@ -317,7 +317,7 @@ func offlineStatus(ctx context.Context, g *globals) (daemon.StatusInfo, error) {
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return enc.Encode(daemon.EmptyLists(v))
 }
 
 func describePerms(p store.PermSet) string {
