@@ -21,7 +21,7 @@ type AccountInfo struct {
 	Grants  int           `json:"grants"`
 	// Phone door settings.
 	Passcode  bool          `json:"passcode"` // one is set (never the hash)
-	Lifetime  time.Duration `json:"lifetime,omitempty"`
+	Lifetime  time.Duration `json:"-"`        // lifetime_seconds (jsonwire.go)
 	MaxGrants int           `json:"max_grants,omitempty"`
 	Extension string        `json:"extension,omitempty"`
 	MayKeyIP  bool          `json:"may_key_ip,omitempty"`
@@ -59,7 +59,7 @@ type GrantInfo struct {
 	IP      string        `json:"ip"`
 	Perms   store.PermSet `json:"perms"`
 	Expires time.Time     `json:"expires"`
-	Left    time.Duration `json:"left"`
+	Left    time.Duration `json:"-"` // left_seconds (jsonwire.go)
 	Source  string        `json:"source"`
 }
 
@@ -162,10 +162,10 @@ type FQDNInfo struct {
 	Name        string        `json:"name"`
 	Addrs       []string      `json:"addrs"`
 	LastSuccess time.Time     `json:"last_success,omitzero"`
-	Age         time.Duration `json:"age"` // since the last success
+	Age         time.Duration `json:"-"` // age_seconds (jsonwire.go): since the last success
 	LastAttempt time.Time     `json:"last_attempt,omitzero"`
 	LastError   string        `json:"last_error,omitempty"`
-	Interval    time.Duration `json:"interval"`
+	Interval    time.Duration `json:"-"` // interval_seconds (jsonwire.go)
 	Entries     []string      `json:"entries"`
 }
 

@@ -226,6 +226,20 @@ func DefaultConfig() Config {
 	return c
 }
 
+// DefaultConfigAt is the configuration a config file at path starts
+// from. The installed file, DefaultConfigPath, gets the system paths; any
+// other file (a lab, a second instance) keeps its database and socket
+// beside itself, dialgate.db and dialgate.sock, unless it sets db or
+// socket.
+func DefaultConfigAt(path string) Config {
+	c := DefaultConfig()
+	if abs, err := filepath.Abs(path); err == nil && abs != DefaultConfigPath {
+		dir := filepath.Dir(abs)
+		c.DB, c.Socket = filepath.Join(dir, "dialgate.db"), filepath.Join(dir, "dialgate.sock")
+	}
+	return c
+}
+
 // FirewallRules returns the parsed [firewall] table.
 func (c Config) FirewallRules() firewall.Config { return c.Firewall.parsed }
 
@@ -234,7 +248,7 @@ func (c Config) FirewallRules() firewall.Config { return c.Firewall.parsed }
 // was asked for explicitly is an error. Unknown keys are errors: a typo
 // in a firewall config must not be silently ignored.
 func LoadConfig(path string, explicit bool) (Config, error) {
-	c := DefaultConfig()
+	c := DefaultConfigAt(path)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
 		return c, nil
@@ -333,7 +347,7 @@ func (c Config) warnings() []string {
 }
 
 func parseConfig(path string, data []byte) (Config, error) {
-	c := DefaultConfig()
+	c := DefaultConfigAt(path)
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
 	if err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)

@@ -42,7 +42,7 @@ func Init(opts InitOptions) error {
 	if out == nil {
 		out = io.Discard
 	}
-	cfg := DefaultConfig()
+	cfg := DefaultConfigAt(opts.ConfigPath)
 	switch _, err := os.Stat(opts.ConfigPath); {
 	case errors.Is(err, fs.ErrNotExist):
 		if err := os.MkdirAll(filepath.Dir(opts.ConfigPath), 0o755); err != nil {

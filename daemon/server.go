@@ -371,7 +371,7 @@ func (d *Daemon) handle(fn func(*http.Request) (any, error)) http.HandlerFunc {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(v)
+		json.NewEncoder(w).Encode(EmptyLists(v))
 	}
 }
 

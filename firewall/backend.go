@@ -114,5 +114,5 @@ type SetStatus struct {
 // left, zero for permanent.
 type SetEntry struct {
 	Prefix  netip.Prefix  `json:"prefix"`
-	Timeout time.Duration `json:"timeout"`
+	Timeout time.Duration `json:"-"` // timeout_seconds (jsonwire.go)
 }

@@ -114,13 +114,13 @@ type FQDNRecord struct {
 
 // AuditRecord is one line of the audit log.
 type AuditRecord struct {
-	Time    time.Time // set by Audit when zero
-	Action  string    // e.g. "entry.add", "grant", "refuse"
-	Actor   string    // "cli", "phone", "daemon"
-	Account string
-	Subject string // the entry value, IP, caller ID, ...
-	Result  string // "ok", "denied", "locked", "error", ...
-	Detail  string
+	Time    time.Time `json:"time"`   // set by Audit when zero
+	Action  string    `json:"action"` // e.g. "entry.add", "grant", "refuse"
+	Actor   string    `json:"actor"`  // "cli", "phone", "daemon"
+	Account string    `json:"account"`
+	Subject string    `json:"subject"` // the entry value, IP, caller ID, ...
+	Result  string    `json:"result"`  // "ok", "denied", "locked", "error", ...
+	Detail  string    `json:"detail"`
 }
 
 // Lockout tracks failed passcode attempts for one key (a caller ID or a

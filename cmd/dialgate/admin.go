@@ -83,7 +83,7 @@ func newAccountCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cmd.Printf("account %s deleted (%d entries, %d grants removed)\n", args[0], len(res.Entries), len(res.Grants))
+			cmd.Printf("account %s deleted (%s, %s removed)\n", args[0], plural(len(res.Entries), "entry"), plural(len(res.Grants), "grant"))
 			return nil
 		},
 	}
@@ -163,7 +163,7 @@ needs its account to exist or to be defined in the file.`,
 		sub.Flags().StringVar(&comment, "comment", "", "free text shown in status")
 		sub.Flags().BoolVar(&force, "force", false, "accept networks wider than /8 (/16 for IPv6), 0.0.0.0/0, multicast, --perms wider than the account's; for fqdn: private answers")
 		if k.kind == store.KindFQDN {
-			sub.Flags().DurationVar(&refresh, "refresh", 0, "re-resolve this name every DURATION (default: fqdn.interval)")
+			sub.Flags().DurationVar(&refresh, "refresh", 0, "re-resolve this name every `DURATION` (e.g. 1m; default: fqdn.interval)")
 		}
 		cmd.AddCommand(sub)
 	}
@@ -204,7 +204,11 @@ func newReloadCmd(g *globals) *cobra.Command {
 		Use:   "reload",
 		Short: "Re-read the config, rebuild the firewall from the database, re-resolve FQDNs",
 		Example: `  dialgate reload
-  dialgate reload --confirm 60s && dialgate confirm   # rolls back unless confirmed in time`,
+
+  # A risky config change, in two steps:
+  dialgate reload --confirm 2m   # applies it; the old rules come back in 2 minutes...
+  # ...now open a NEW SSH session to check you still get in, and only then:
+  dialgate confirm`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := g.client(force)
@@ -222,7 +226,7 @@ func newReloadCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "even if the new config cuts off your own SSH session")
-	cmd.Flags().DurationVar(&confirm, "confirm", 0, "roll back unless `dialgate confirm` follows within this time")
+	cmd.Flags().DurationVar(&confirm, "confirm", 0, "put the previous rules back after `DURATION` (e.g. 2m, at most 1h) unless dialgate confirm runs before")
 	return cmd
 }
 
@@ -336,7 +340,7 @@ func offlineStatus(ctx context.Context, g *globals) (daemon.StatusInfo, error) {
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return enc.Encode(daemon.EmptyLists(v))
 }
 
 func describePerms(p store.PermSet) string {
@@ -398,7 +402,7 @@ func printStatus(w io.Writer, st daemon.StatusInfo) {
 			fmt.Fprintf(tw, "  %s\tmissing\n", s.Name)
 			continue
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d entries\n", s.Name, firewall.CodeName(s.Code), len(s.Entries))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, firewall.CodeName(s.Code), plural(len(s.Entries), "entry"))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -496,13 +500,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), rs)
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\tACTION\tACTOR\tACCOUNT\tSUBJECT\tRESULT\tDETAIL")
-			for _, r := range rs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Local().Format("2006-01-02 15:04:05"),
-					r.Action, r.Actor, r.Account, r.Subject, r.Result, r.Detail)
-			}
-			return tw.Flush()
+			return printAudit(cmd.OutOrStdout(), rs)
 		},
 	}
 	fl := cmd.Flags()
@@ -510,7 +508,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.Account, "account", "", "only this account's records")
 	fl.StringVar(&f.Action, "action", "", "only this action (door, passcode, grant, ...); a prefix ending in '.' matches a family (grant.)")
 	fl.StringVar(&f.Result, "result", "", "only this result (ok, denied, locked, refused, ...)")
-	fl.DurationVar(&since, "since", 0, "only records newer than this (e.g. 1h, 24h)")
+	fl.DurationVar(&since, "since", 0, "only records of the last `DURATION` (e.g. 1h, 24h)")
 	fl.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -583,10 +581,26 @@ func newLockoutsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// plural says "1 rule", "2 rules".
+// plural says "1 rule", "2 rules", "0 entries".
 func plural(n int, noun string) string {
-	if n == 1 {
+	switch {
+	case n == 1:
 		return "1 " + noun
+	case strings.HasSuffix(noun, "y") && !strings.ContainsAny(noun[max(len(noun)-2, 0):len(noun)-1], "aeiou"):
+		return fmt.Sprintf("%d %sies", n, noun[:len(noun)-1])
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// timeFormat is how text output shows a time: local, with its zone.
+const timeFormat = "2006-01-02 15:04:05 MST"
+
+func printAudit(w io.Writer, rs []store.AuditRecord) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tACTION\tACTOR\tACCOUNT\tSUBJECT\tRESULT\tDETAIL")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Local().Format(timeFormat),
+			r.Action, r.Actor, r.Account, r.Subject, r.Result, r.Detail)
+	}
+	return tw.Flush()
 }

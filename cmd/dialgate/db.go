@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -142,8 +143,8 @@ file, a backup before you restore it, say. It changes nothing.`,
 }
 
 func reportLine(r store.CheckReport) string {
-	s := fmt.Sprintf("%d bytes, %d accounts, %d entries, %d grants, %d dynamic-DNS names, %d lockout records, %d audit records",
-		r.Bytes, r.Accounts, r.Entries, r.Grants, r.FQDNs, r.Lockouts, r.Audit)
+	s := strings.Join([]string{plural(int(r.Bytes), "byte"), plural(r.Accounts, "account"), plural(r.Entries, "entry"), plural(r.Grants, "grant"),
+		plural(r.FQDNs, "dynamic-DNS name"), plural(r.Lockouts, "lockout record"), plural(r.Audit, "audit record")}, ", ")
 	if !r.DoorIndex {
 		s += " (no door index yet: the daemon builds it at start)"
 	}

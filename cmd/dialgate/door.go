@@ -163,7 +163,7 @@ func newAccountSetCmd(g *globals) *cobra.Command {
 	f.StringVar(&extension, "extension", "", "SIP extension: its registered address gets the grant, and a call from it needs no account number")
 	f.StringVar(&number, "number", "", "account number keyed before the passcode (2-10 digits; \"\" clears)")
 	f.StringSliceVar(&callerIDs, "callerid", nil, "caller ID that identifies the account without a number (repeat; replaces the list; --callerid \"\" clears)")
-	f.DurationVar(&lifetime, "lifetime", 0, "grant lifetime (0: the [door] default)")
+	f.DurationVar(&lifetime, "lifetime", 0, "grants last `DURATION` (e.g. 4h; 0: the [door] default)")
 	f.IntVar(&maxGrants, "max-grants", 0, "live grants at once (0: the [door] default)")
 	f.BoolVar(&enable, "enable", false, "enable the account")
 	f.BoolVar(&disable, "disable", false, "disable the account: its entries and grants stop admitting")
@@ -204,7 +204,7 @@ func newGrantsCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(tw, "GRANT\tACCOUNT\tIP\tSERVICES\tEXPIRES\tLEFT\tSOURCE")
 			for _, gr := range gs {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", gr.ID, gr.Account, gr.IP, describePerms(gr.Perms),
-					gr.Expires.Local().Format("2006-01-02 15:04:05"), gr.Left, gr.Source)
+					gr.Expires.Local().Format(timeFormat), gr.Left.Round(time.Second), gr.Source)
 			}
 			return tw.Flush()
 		},
@@ -320,6 +320,6 @@ DIALGATE_RESULT. Use it to test the whole path without a phone.`,
 	f.StringVar(&arg, "arg", "", "first AGI argument (an address the dialplan passes)")
 	f.StringVar(&keyIP, "key-ip", "", "address to key when the door asks for one")
 	f.IntVar(&tries, "tries", 1, "how many times to key the passcode")
-	f.DurationVar(&timeout, "timeout", 30*time.Second, "give up after")
+	f.DurationVar(&timeout, "timeout", 30*time.Second, "give up after `DURATION`")
 	return cmd
 }

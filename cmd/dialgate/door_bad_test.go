@@ -205,7 +205,7 @@ func TestDoorTenThousandWrongPasscodes(t *testing.T) {
 	}
 	e.lab.Check(t, probe, ssh(false))
 	out := e.ok("audit", "--limit", "0", "--json")
-	if n := strings.Count(out, `"Action": "passcode"`) + strings.Count(out, `"Action": "door"`); n < calls {
+	if n := strings.Count(out, `"action": "passcode"`) + strings.Count(out, `"action": "door"`); n < calls {
 		t.Fatalf("%d audit records for %d refused calls", n, calls)
 	}
 	// Each "wrong passcode (N digits)" record is one argon2id check (of a

@@ -457,9 +457,12 @@ func TestSIPDomainCLI(t *testing.T) {
 	if e.kernel() != before {
 		t.Fatal("refused domain changed the kernel")
 	}
-	_, warn, _ := e.run("sip-domain", "add", "XQ356JQ.example.org")
+	out, warn, _ := e.run("sip-domain", "add", "XQ356JQ.example.org")
 	if !strings.Contains(warn, "anyone who knows") {
 		t.Errorf("no warning on add: %q", warn)
+	}
+	if want := "secret SIP domain xq356jq.example.org added: REGISTER sip:xq356jq.example.org now gets in from any address (1 secret SIP domain in all)\n"; out != want {
+		t.Errorf("add said %q, want %q", out, want)
 	}
 	if l := e.ok("sip-domain", "list"); !strings.Contains(l, "xq356jq.example.org") {
 		t.Fatalf("list: %s", l)
@@ -470,9 +473,18 @@ func TestSIPDomainCLI(t *testing.T) {
 			Payload: []byte("REGISTER sip:" + domain + " SIP/2.0\r\nCSeq: 1 REGISTER\r\n\r\n")}
 	}
 	e.lab.Check(t, probe, reg("xq356jq.example.org", true), reg("pbx.example.org", false))
-	e.ok("sip-domain", "del", "xq356jq.example.org")
+	for _, tc := range []struct{ args, want string }{
+		{"add second.example.org", "secret SIP domain second.example.org added: REGISTER sip:second.example.org now gets in from any address (2 secret SIP domains in all)\n"},
+		{"del Second.Example.org", "secret SIP domain second.example.org removed: REGISTER sip:second.example.org gets in only from addresses whitelisted for SIP (1 secret SIP domain left)\n"},
+		{"del xq356jq.example.org", "secret SIP domain xq356jq.example.org removed: REGISTER sip:xq356jq.example.org gets in only from addresses whitelisted for SIP (no secret SIP domains left)\n"},
+	} {
+		if out := e.ok(append([]string{"sip-domain"}, strings.Fields(tc.args)...)...); out != tc.want {
+			t.Errorf("sip-domain %s said %q, want %q", tc.args, out, tc.want)
+		}
+	}
 	e.lab.Check(t, probe, reg("xq356jq.example.org", false))
-	e.fails(exitError, "not found", "sip-domain", "del", "xq356jq.example.org")
+	e.fails(exitError, `secret SIP domain "xq356jq.example.org" not found, nothing removed`, "sip-domain", "del", "XQ356JQ.example.org")
+	e.fails(exitError, `secret SIP domain "never.example.org" not found`, "sip-domain", "del", "never.example.org")
 }
 
 // TestReloadConfirm: a reload with --confirm that nobody confirms is

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/dialgate/dialgate/daemon"
 )
@@ -29,22 +30,32 @@ func main() {
 	root := newRoot()
 	root.SetOut(os.Stdout)
 	err := root.ExecuteContext(context.Background())
-	if err == nil {
-		os.Exit(exitOK)
+	code := exitCode(err)
+	switch {
+	case err == nil, code == exitNotProtected: // status printed it already
+	case strings.HasPrefix(err.Error(), root.Name()+" "), strings.HasPrefix(err.Error(), root.Name()+":"):
+		fmt.Fprintln(os.Stderr, err) // names the command already
+	default:
+		fmt.Fprintln(os.Stderr, "dialgate:", err)
 	}
+	os.Exit(code)
+}
+
+// exitCode maps the error a command returned to the documented exit code.
+func exitCode(err error) int {
 	var ne notProtected
-	if errors.As(err, &ne) {
-		os.Exit(exitNotProtected) // status printed it already
-	}
-	fmt.Fprintln(os.Stderr, "dialgate:", err)
 	var ue usageError
 	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ne):
+		return exitNotProtected
 	case errors.As(err, &ue):
-		os.Exit(exitUsage)
+		return exitUsage
 	case errors.Is(err, daemon.ErrNotRunning):
-		os.Exit(exitNotRunning)
+		return exitNotRunning
 	}
-	os.Exit(exitError)
+	return exitError
 }
 
 // notProtected ends `dialgate status` with exitNotProtected.

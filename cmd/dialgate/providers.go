@@ -10,6 +10,7 @@ import (
 
 	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/daemon"
+	"github.com/dialgate/dialgate/store"
 )
 
 func newProvidersCmd(g *globals) *cobra.Command {
@@ -25,7 +26,7 @@ Providers change their networks: check the catalogue's source for yours.`,
 	list := &cobra.Command{
 		Use:     "list",
 		Short:   "List providers and whether they are enabled",
-		Example: "  dialgate providers list",
+		Example: "  dialgate providers list\n  dialgate providers list --json",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := g.client(false)
@@ -94,7 +95,7 @@ Providers change their networks: check the catalogue's source for yours.`,
 			if err != nil {
 				return err
 			}
-			cmd.Printf("provider %s added (services %v); enable it with: dialgate providers enable %s\n", pi.Name, pi.Services, pi.Name)
+			cmd.Printf("provider %s added, services %s; enable it with: dialgate providers enable %s\n", pi.Name, describePerms(store.NewPermSet(pi.Services...)), pi.Name)
 			return nil
 		},
 	}
@@ -106,19 +107,23 @@ Providers change their networks: check the catalogue's source for yours.`,
 	return cmd
 }
 
+// printProviders shows each provider with its services written as perms
+// are everywhere (codes and names) and the source of its addresses, which
+// the administrator should check: providers move their servers.
 func printProviders(w io.Writer, ps []daemon.ProviderInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROVIDER\tENABLED\tSERVICES\tSERVERS\tTITLE")
+	fmt.Fprintln(tw, "PROVIDER\tENABLED\tSERVICES\tSERVERS\tTITLE\tSOURCE")
 	for _, p := range ps {
 		servers := strings.Join(append(append([]string{}, p.FQDNs...), p.CIDRs...), ",")
 		if len(servers) > 60 {
 			servers = servers[:57] + "..."
 		}
-		title := p.Title
+		title, source := orDefault(p.Title, p.Title == "", "-"), orDefault(p.Source, p.Source == "", "-")
 		if p.Custom {
-			title += " (custom)"
+			title = strings.TrimPrefix(strings.TrimPrefix(title, "-")+" (custom)", " ")
+			source = orDefault(p.Source, p.Source == "", "yours (providers add)")
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%s\n", p.Name, p.Enabled, p.Services, servers, title)
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\n", p.Name, p.Enabled, describePerms(store.NewPermSet(p.Services...)), servers, title, source)
 	}
 	return tw.Flush()
 }

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -43,13 +45,59 @@ Start with "dialgate init", then "dialgate serve" (or systemctl start dialgate).
 	}
 	root.PersistentFlags().StringVar(&g.configPath, "config", daemon.DefaultConfigPath, "config file (env DIALGATE_CONFIG)")
 	root.AddCommand(newGenDocsCmd(root))
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%s: %v; see '%s --help'", cmd.CommandPath(), err, cmd.CommandPath())}
+	})
 	root.AddCommand(
 		newInitCmd(g), newServeCmd(g), newAccountCmd(g), newAllowCmd(g), newDenyCmd(g),
 		newStatusCmd(g), newReloadCmd(g), newRemoveCmd(g), newGrantsCmd(g), newTestCallCmd(g), newAuditCmd(g), newLockoutsCmd(g), newFQDNCmd(g), newSIPDomainCmd(g), newConfirmCmd(g), newProvidersCmd(g), newImportCmd(g), newDialplanCmd(g), newRestoreCmd(g), newExportCmd(g), newEntryCmd(g), newExplainCmd(g),
 	)
 	root.AddCommand(newDBCmd(g))
+	root.InitDefaultCompletionCmd() // now, so that usageTree sees it
+	usageTree(root)
 	return root
+}
+
+// usageTree makes every usage mistake in the tree a usageError (exit 2)
+// naming the bad input and pointing at --help: a parent command run
+// without a subcommand or with an unknown one, and a wrong number of
+// arguments.
+func usageTree(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		usageTree(sub)
+	}
+	if c.HasSubCommands() && !c.Runnable() {
+		c.SuggestionsMinimumDistance = 2
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			hint := fmt.Sprintf("see '%s --help'", cmd.CommandPath())
+			if len(args) == 0 {
+				var subs []string
+				for _, s := range cmd.Commands() {
+					if s.IsAvailableCommand() {
+						subs = append(subs, s.Name())
+					}
+				}
+				return usageError{fmt.Errorf("%s: missing command, one of: %s; %s", cmd.CommandPath(), strings.Join(subs, ", "), hint)}
+			}
+			msg := fmt.Sprintf("%s: unknown command %q", cmd.CommandPath(), args[0])
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+			}
+			return usageError{fmt.Errorf("%s; %s", msg, hint)}
+		}
+		return
+	}
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			err := check(cmd, args)
+			var ue usageError
+			if err == nil || errors.As(err, &ue) {
+				return err
+			}
+			return usageError{fmt.Errorf("%s: %v; see '%s --help'", cmd.CommandPath(), err, cmd.CommandPath())}
+		}
+	}
 }
 
 // now is the clock the CLI stamps backups with.
@@ -76,10 +124,25 @@ func (g *globals) client(force bool) (*daemon.Client, error) {
 	return c, nil
 }
 
+// exactArgs wants n positional arguments; a missing or extra one is a
+// usage error naming what is missing or what is extra.
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
-			return usageError{fmt.Errorf("%s: want %d argument(s), got %d; see --help", cmd.CommandPath(), n, len(args))}
+		hint := fmt.Sprintf("see '%s --help'", cmd.CommandPath())
+		switch {
+		case len(args) < n:
+			var want []string // the argument names in Use, before any flag
+			for _, f := range strings.Fields(cmd.Use)[1:] {
+				if strings.HasPrefix(f, "-") || strings.HasPrefix(f, "[") {
+					break
+				}
+				want = append(want, f)
+			}
+			return usageError{fmt.Errorf("%s: missing argument: want %s (%s), got %d; usage: %s; %s",
+				cmd.CommandPath(), plural(n, "argument"), strings.Join(want, " "), len(args), cmd.UseLine(), hint)}
+		case len(args) > n:
+			return usageError{fmt.Errorf("%s: unexpected argument %q: want %s, got %d; %s",
+				cmd.CommandPath(), args[n], plural(n, "argument"), len(args), hint)}
 		}
 		return nil
 	}

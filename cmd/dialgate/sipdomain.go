@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/daemon"
 )
 
 func newSIPDomainCmd(g *globals) *cobra.Command {
@@ -39,8 +43,9 @@ Anyone who learns the domain can reach SIP: treat it like a password.`,
 			if err != nil {
 				return err
 			}
+			d := canonicalDomain(args[0])
+			cmd.Printf("secret SIP domain %s added: REGISTER sip:%s now gets in from any address (%s in all)\n", d, d, plural(len(ds), "secret SIP domain"))
 			fmt.Fprintln(cmd.ErrOrStderr(), "warning: anyone who knows this domain can reach SIP on this server; keep it secret")
-			print(cmd, ds)
 			return nil
 		},
 	}
@@ -80,14 +85,32 @@ Anyone who learns the domain can reach SIP: treat it like a password.`,
 			if err != nil {
 				return err
 			}
+			d := canonicalDomain(args[0])
 			ds, err := c.DeleteSIPDomain(cmd.Context(), args[0])
+			var ae *daemon.APIError
+			if errors.As(err, &ae) && ae.Code == "not_found" {
+				return fmt.Errorf("secret SIP domain %q not found, nothing removed; `dialgate sip-domain list` shows them", d)
+			}
 			if err != nil {
 				return err
 			}
-			print(cmd, ds)
+			left := plural(len(ds), "secret SIP domain") + " left"
+			if len(ds) == 0 {
+				left = "no secret SIP domains left"
+			}
+			cmd.Printf("secret SIP domain %s removed: REGISTER sip:%s gets in only from addresses whitelisted for SIP (%s)\n", d, d, left)
 			return nil
 		},
 	}
 	cmd.AddCommand(add, list, del)
 	return cmd
+}
+
+// canonicalDomain is the form the daemon stores a domain in, for saying
+// what was done; the daemon validates it.
+func canonicalDomain(s string) string {
+	if d, err := auth.CanonicalHost(s); err == nil {
+		return d
+	}
+	return s
 }
