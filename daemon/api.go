@@ -8,7 +8,9 @@ import (
 )
 
 // LocalAPI wire types. They are the contract between the CLI and the
-// daemon; fields are only ever added.
+// daemon, which ship as one binary, and what --json prints for scripts:
+// snake_case keys, lists never null, durations in seconds (*_seconds).
+// Renaming a key breaks scripts: say so in the release notes.
 
 // AccountInfo is an account as the API shows it: never the passcode hash.
 type AccountInfo struct {

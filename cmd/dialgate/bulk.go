@@ -260,7 +260,7 @@ Narrowing perms is checked by the SSH lockout guard, like deny.`,
 	}
 	set.Flags().StringVar(&perms, "perms", "", "permission codes, e.g. 1,8, within the account's; \"\" for the account's")
 	set.Flags().StringVar(&comment, "comment", "", "free text shown in status")
-	set.Flags().DurationVar(&refresh, "refresh", 0, "for an fqdn entry: re-resolve every `DURATION` (0: fqdn.interval)")
+	set.Flags().DurationVar(&refresh, "refresh", 0, "for an fqdn entry: re-resolve every `DURATION`, e.g. 1m (0: fqdn.interval)")
 	set.Flags().BoolVar(&force, "force", false, "perms wider than the account's; or even if it cuts off your own SSH session")
 	cmd.AddCommand(set)
 	return cmd

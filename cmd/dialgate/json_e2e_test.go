@@ -35,6 +35,9 @@ func TestJSONOutput(t *testing.T) {
 		{"providers", "list", "--json"},
 		{"db", "check", "--json"},
 		{"db", "backup", "--json", backup},
+		{"explain", "--json", "203.0.113.7"},
+		{"explain", "--json", "203.0.113.7", "udp/5060"},
+		{"export", "--json"},
 	}
 	// Every command with --json is in the table.
 	var walk func(c *cobra.Command)
