@@ -52,8 +52,8 @@ func allowFile(cmd *cobra.Command, g *globals, path string) error {
 	if err != nil {
 		return err
 	}
-	cmd.Printf("%s: %d accounts created, %d kept, %d entries added, %d already present\n",
-		name, len(res.Created), len(res.Kept), len(res.Added), len(res.Already))
+	cmd.Printf("%s: %s created, %d kept, %s added, %d already present\n",
+		name, plural(len(res.Created), "account"), len(res.Kept), plural(len(res.Added), "entry"), len(res.Already))
 	return nil
 }
 

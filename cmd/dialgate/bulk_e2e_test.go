@@ -66,7 +66,7 @@ func TestExportAllowFileRoundTrip(t *testing.T) {
 	}
 
 	out := b.ok("allow", "--file", file)
-	if !strings.Contains(out, "1 accounts created") || !strings.Contains(out, "3 entries added") {
+	if !strings.Contains(out, "1 account created") || !strings.Contains(out, "3 entries added") {
 		t.Errorf("allow --file: %s", out)
 	}
 	again := filepath.Join(b.dir, "again.txt")

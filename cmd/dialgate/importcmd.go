@@ -61,12 +61,18 @@ transaction. Nothing is imported if any value is refused.`,
 			if err != nil {
 				return err
 			}
+			n := 0
+			for _, a := range req.Accounts {
+				n += len(a.Entries)
+			}
+			done := progress(cmd, fmt.Sprintf("importing %s", plural(n, "entry")))
 			ir, err := c.Import(cmd.Context(), req)
+			done(err)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "imported: %d accounts created (%s), %d kept, %d entries added, %d already present\n",
-				len(ir.Created), strings.Join(ir.Created, ", "), len(ir.Kept), len(ir.Added), len(ir.Already))
+			fmt.Fprintf(out, "imported: %s created (%s), %d kept, %s added, %d already present\n",
+				plural(len(ir.Created), "account"), strings.Join(ir.Created, ", "), len(ir.Kept), plural(len(ir.Added), "entry"), len(ir.Already))
 			return nil
 		},
 	}
