@@ -53,6 +53,7 @@ Start with "dialgate init", then "dialgate serve" (or systemctl start dialgate).
 		newStatusCmd(g), newReloadCmd(g), newRemoveCmd(g), newGrantsCmd(g), newTestCallCmd(g), newAuditCmd(g), newLockoutsCmd(g), newFQDNCmd(g), newSIPDomainCmd(g), newConfirmCmd(g), newProvidersCmd(g), newImportCmd(g), newDialplanCmd(g), newRestoreCmd(g), newExportCmd(g), newEntryCmd(g), newExplainCmd(g),
 	)
 	root.AddCommand(newDBCmd(g))
+	addCompletions(root, g)
 	root.InitDefaultCompletionCmd() // now, so that usageTree sees it
 	usageTree(root)
 	return root
