@@ -111,14 +111,15 @@ An account line creates the account if it does not exist; an entry line
 needs its account to exist or to be defined in the file.`,
 		Example: `  dialgate allow ip alice 203.0.113.7
   dialgate allow --file /root/whitelist.txt`,
-		Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return usageError{errFlag("give a kind (ip, cidr or fqdn), or --file FILE; see dialgate allow --help")}
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file == "" || len(args) > 0 {
+				return missingCommand(cmd, args)
 			}
 			return allowFile(cmd, g, file)
 		},
 	}
+	cmd.SuggestionsMinimumDistance = 2
 	cmd.Flags().StringVar(&file, "file", "", "add every entry of `FILE` (one a line; - for standard input) in one transaction")
 	for _, k := range []struct {
 		kind    store.EntryKind

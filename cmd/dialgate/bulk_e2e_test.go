@@ -91,7 +91,7 @@ func TestExportAllowFileRoundTrip(t *testing.T) {
 	if out := b.ok("allow", "--file", js); !strings.Contains(out, "0 entries added") {
 		t.Errorf("allow --file JSON: %s", out)
 	}
-	b.fails(exitUsage, "give a kind", "allow")
+	b.fails(exitUsage, "missing command, one of: cidr, fqdn, ip", "allow")
 }
 
 // body drops the header comment lines (they carry the export's time).

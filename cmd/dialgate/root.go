@@ -70,23 +70,7 @@ func usageTree(c *cobra.Command) {
 	if c.HasSubCommands() && !c.Runnable() {
 		c.SuggestionsMinimumDistance = 2
 		c.Args = cobra.ArbitraryArgs
-		c.RunE = func(cmd *cobra.Command, args []string) error {
-			hint := fmt.Sprintf("see '%s --help'", cmd.CommandPath())
-			if len(args) == 0 {
-				var subs []string
-				for _, s := range cmd.Commands() {
-					if s.IsAvailableCommand() {
-						subs = append(subs, s.Name())
-					}
-				}
-				return usageError{fmt.Errorf("%s: missing command, one of: %s; %s", cmd.CommandPath(), strings.Join(subs, ", "), hint)}
-			}
-			msg := fmt.Sprintf("%s: unknown command %q", cmd.CommandPath(), args[0])
-			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-				msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
-			}
-			return usageError{fmt.Errorf("%s; %s", msg, hint)}
-		}
+		c.RunE = func(cmd *cobra.Command, args []string) error { return missingCommand(cmd, args) }
 		return
 	}
 	if check := c.Args; check != nil {
@@ -99,6 +83,26 @@ func usageTree(c *cobra.Command) {
 			return usageError{fmt.Errorf("%s: %v; see '%s --help'", cmd.CommandPath(), err, cmd.CommandPath())}
 		}
 	}
+}
+
+// missingCommand is the usage error of a parent command run without a
+// subcommand (args empty) or with an unknown one.
+func missingCommand(cmd *cobra.Command, args []string) error {
+	hint := fmt.Sprintf("see '%s --help'", cmd.CommandPath())
+	if len(args) == 0 {
+		var subs []string
+		for _, s := range cmd.Commands() {
+			if s.IsAvailableCommand() {
+				subs = append(subs, s.Name())
+			}
+		}
+		return usageError{fmt.Errorf("%s: missing command, one of: %s; %s", cmd.CommandPath(), strings.Join(subs, ", "), hint)}
+	}
+	msg := fmt.Sprintf("%s: unknown command %q", cmd.CommandPath(), args[0])
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+	}
+	return usageError{fmt.Errorf("%s; %s", msg, hint)}
 }
 
 // now is the clock the CLI stamps backups with.
