@@ -118,6 +118,9 @@ func parseSetMessage(b []byte, prefix string, out map[string]*setDump) {
 			d.timeouts = true
 		}
 	})
+	if isDropSet(name) {
+		return // its members are accounting, not state: not worth parsing
+	}
 	attrs(adt, func(typ uint16, entry []byte) {
 		if typ != nl.IPSET_ATTR_DATA {
 			return
@@ -150,4 +153,14 @@ func parseSetMessage(b []byte, prefix string, out map[string]*setDump) {
 		}
 		d.members[netip.PrefixFrom(addr, bits)] = left
 	})
+}
+
+// isDropSet reports one of the drop accounting sets.
+func isDropSet(name string) bool {
+	for _, f := range families {
+		if name == DropsSetName(f) || name == SeenSetName(f) {
+			return true
+		}
+	}
+	return false
 }
