@@ -46,7 +46,7 @@ Start with "dialgate init", then "dialgate serve" (or systemctl start dialgate).
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newInitCmd(g), newServeCmd(g), newAccountCmd(g), newAllowCmd(g), newDenyCmd(g),
-		newStatusCmd(g), newReloadCmd(g), newRemoveCmd(g), newGrantsCmd(g), newTestCallCmd(g), newAuditCmd(g), newLockoutsCmd(g), newFQDNCmd(g), newSIPDomainCmd(g), newConfirmCmd(g), newProvidersCmd(g), newImportCmd(g), newDialplanCmd(g), newRestoreCmd(g), newExportCmd(g), newEntryCmd(g),
+		newStatusCmd(g), newReloadCmd(g), newRemoveCmd(g), newGrantsCmd(g), newTestCallCmd(g), newAuditCmd(g), newLockoutsCmd(g), newFQDNCmd(g), newSIPDomainCmd(g), newConfirmCmd(g), newProvidersCmd(g), newImportCmd(g), newDialplanCmd(g), newRestoreCmd(g), newExportCmd(g), newEntryCmd(g), newDropsCmd(g),
 	)
 	root.AddCommand(newDBCmd(g))
 	return root
