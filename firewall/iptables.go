@@ -422,7 +422,8 @@ func (b *IPTables) ensureDropSets(f Family) error {
 	return nil
 }
 
-// Drops implements Backend: one listing of each accounting set.
+// Drops implements Backend: one listing of each accounting set, parsed
+// by hand (the general-purpose parser takes seconds for a full set).
 func (b *IPTables) Drops(ctx context.Context) ([]Drop, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -438,51 +439,30 @@ func (b *IPTables) Drops(ctx context.Context) ([]Drop, error) {
 	}
 	for _, f := range families {
 		seen := map[key]time.Duration{}
-		res, err := b.nl.IpsetList(SeenSetName(f))
+		err := b.batch.list(SeenSetName(f), func(m []byte) {
+			parseDropEntries(m, func(e dropEntry) { seen[key{e.addr, e.proto, e.port}] = e.left })
+		})
 		if err != nil && !isNotExist(err) {
 			return nil, fmt.Errorf("firewall: list set %s: %w", SeenSetName(f), err)
 		}
-		keyOf := func(e netlink.IPSetEntry) (key, bool) {
-			addr, ok := netip.AddrFromSlice(e.IP)
-			if !ok || e.Protocol == nil || e.Port == nil {
-				return key{}, false
-			}
-			return key{addr.Unmap(), *e.Protocol, *e.Port}, true
-		}
-		if err == nil {
-			for _, e := range res.Entries {
-				if k, ok := keyOf(e); ok && e.Timeout != nil {
-					seen[k] = time.Duration(*e.Timeout) * time.Second
+		err = b.batch.list(DropsSetName(f), func(m []byte) {
+			parseDropEntries(m, func(e dropEntry) {
+				d := Drop{Addr: e.addr, Proto: protoName(e.proto), Port: e.port, Packets: e.packets}
+				if !hasPorts(d.Proto) {
+					d.Port = 0 // ipset keeps the ICMP type and code there
 				}
-			}
-		}
-		res, err = b.nl.IpsetList(DropsSetName(f))
-		if err != nil {
-			if isNotExist(err) {
-				continue
-			}
+				left, ok := seen[key{e.addr, e.proto, e.port}]
+				if !ok {
+					// Not in the seen set (it cannot outlive it, but a
+					// hand edit): the count's first drop is all we know.
+					left = e.left
+				}
+				d.LastSeen = lastSeen(now, left)
+				out = append(out, d)
+			})
+		})
+		if err != nil && !isNotExist(err) {
 			return nil, fmt.Errorf("firewall: list set %s: %w", DropsSetName(f), err)
-		}
-		for _, e := range res.Entries {
-			k, ok := keyOf(e)
-			if !ok {
-				continue
-			}
-			d := Drop{Addr: k.addr, Proto: protoName(k.proto), Port: k.port}
-			if !hasPorts(d.Proto) {
-				d.Port = 0 // ipset keeps the ICMP type and code there
-			}
-			if e.Packets != nil {
-				d.Packets = *e.Packets
-			}
-			left, ok := seen[k]
-			if !ok && e.Timeout != nil {
-				// Not in the seen set (it cannot outlive it, but a
-				// hand edit): the count's first drop is all we know.
-				left = time.Duration(*e.Timeout) * time.Second
-			}
-			d.LastSeen = lastSeen(now, left)
-			out = append(out, d)
 		}
 	}
 	return out, ctx.Err()
