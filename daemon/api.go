@@ -88,6 +88,9 @@ type StatusInfo struct {
 	Time          time.Time       `json:"time"`
 	// Warnings are the config's risky settings (Config.Warnings).
 	Warnings []string `json:"warnings,omitempty"`
+	// Drops totals who the final drop hit in the last hour; nil when
+	// the kernel could not tell.
+	Drops *firewall.DropSummary `json:"drops,omitempty"`
 }
 
 // AddAccountRequest creates an account.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/entryfile"
+	"github.com/dialgate/dialgate/firewall"
 	"github.com/dialgate/dialgate/sshpeer"
 	"github.com/dialgate/dialgate/store"
 )
@@ -204,6 +205,11 @@ func (c *Client) SetPasscode(ctx context.Context, name, passcode string) (r SetP
 // Lockouts lists lockout keys that lock or hold failures.
 func (c *Client) Lockouts(ctx context.Context) (ls []LockoutInfo, err error) {
 	return ls, c.do(ctx, http.MethodGet, "/v1/lockouts", nil, &ls)
+}
+
+// Drops lists who the firewall's final drop hit, as f selects.
+func (c *Client) Drops(ctx context.Context, f firewall.DropFilter) (info DropsInfo, err error) {
+	return info, c.do(ctx, http.MethodGet, "/v1/drops?"+DropFilterQuery(f).Encode(), nil, &info)
 }
 
 // ClearLockouts removes a lockout key, every key of an account, or all.

@@ -698,6 +698,7 @@ func (d *Daemon) Status(ctx context.Context) (StatusInfo, error) {
 	}
 	st := StatusInfo{Firewall: fw, DB: d.db.Path(), Time: d.now(), Warnings: d.config().Warnings}
 	d.fillStatus(&st)
+	st.Drops = d.dropSummary(ctx)
 	return st, d.fillListing(&st)
 }
 

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,10 +38,13 @@ type Explanation struct {
 	Notes []string `json:"notes"`
 	// Kernel says whether the kernel's sets hold the address exactly where
 	// the database says they should; Disagreements lists where not.
-	KernelChecked bool     `json:"kernel_checked"`
-	KernelAgrees  bool     `json:"kernel_agrees"`
-	Disagreements []string `json:"disagreements"`
-	Protected     bool     `json:"protected"`
+	// Drops are this address's recent packets the final DROP hit, by
+	// service (most packets first), from the kernel's drop accounting.
+	Drops         []firewall.Drop `json:"drops"`
+	KernelChecked bool            `json:"kernel_checked"`
+	KernelAgrees  bool            `json:"kernel_agrees"`
+	Disagreements []string        `json:"disagreements"`
+	Protected     bool            `json:"protected"`
 }
 
 // Verdict is one service's answer.
@@ -79,7 +83,7 @@ func (d *Daemon) Explain(ctx context.Context, req ExplainRequest) (Explanation, 
 	}
 	cfg := d.config().FirewallRules()
 	now := d.now()
-	ex := Explanation{Addr: a.String(), Verdicts: []Verdict{}, Matches: []Match{}, Notes: []string{}, Disagreements: []string{}}
+	ex := Explanation{Addr: a.String(), Verdicts: []Verdict{}, Matches: []Match{}, Notes: []string{}, Disagreements: []string{}, Drops: []firewall.Drop{}}
 	var want firewall.State
 	err = d.db.View(func(tx store.Tx) error {
 		domains, err := sipDomains(tx)
@@ -113,6 +117,15 @@ func (d *Daemon) Explain(ctx context.Context, req ExplainRequest) (Explanation, 
 		ex.KernelAgrees = len(ex.Disagreements) == 0
 	} else {
 		ex.Disagreements = append(ex.Disagreements, "the kernel could not be read: "+err.Error())
+	}
+	if ds, err := d.fw.Drops(ctx); err == nil {
+		NameDrops(cfg, ds)
+		for _, dr := range ds {
+			if dr.Addr.Unmap() == a {
+				ex.Drops = append(ex.Drops, dr)
+			}
+		}
+		slices.SortFunc(ex.Drops, func(x, y firewall.Drop) int { return cmp.Compare(y.Packets, x.Packets) })
 	}
 	return ex, nil
 }

@@ -77,6 +77,7 @@ func newMetrics(d *Daemon) *metrics {
 			return float64(n)
 		}),
 		setSizes{d: d},
+		dropStats{d: d},
 	)
 	return m
 }

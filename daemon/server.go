@@ -223,6 +223,13 @@ func (d *Daemon) Handler() http.Handler {
 		}
 		return d.Audit(f)
 	}))
+	mux.HandleFunc("GET /v1/drops", d.handle(func(r *http.Request) (any, error) {
+		f, err := ParseDropFilter(r.URL.Query())
+		if err != nil {
+			return nil, err
+		}
+		return d.Drops(r.Context(), f)
+	}))
 	mux.HandleFunc("GET /v1/lockouts", d.handle(func(r *http.Request) (any, error) { return d.Lockouts() }))
 	mux.HandleFunc("DELETE /v1/lockouts", d.handle(func(r *http.Request) (any, error) {
 		return d.ClearLockouts(r.Context(), r.URL.Query().Get("key"), r.URL.Query().Get("all") == "true")

@@ -38,6 +38,11 @@ type Backend interface {
 	// Drift means the kernel filters as want says; otherwise Apply
 	// repairs what it lists.
 	Verify(ctx context.Context, want State) (Drift, error)
+	// Drops reads the drop accounting sets: who the chain's final drop
+	// (or reject) hit in the last DropsTimeout, per source and service,
+	// in no particular order and without Service filled in. It is empty,
+	// not an error, when the sets do not exist.
+	Drops(ctx context.Context) ([]Drop, error)
 	// Remove takes every dialgate chain, jump and set out of the kernel.
 	Remove(ctx context.Context) error
 	Close() error

@@ -20,16 +20,29 @@ import (
 // allocations, or the log lines about attributes it does not know, of
 // the general-purpose parser.
 func (b *ipsetBatch) dump(prefix string) (map[string]*setDump, error) {
+	out := map[string]*setDump{}
+	err := b.list("", func(m []byte) { parseSetMessage(m, prefix, out) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// list sends a list request, for one set (name) or all (""), and hands
+// each answer's attributes to fn.
+func (b *ipsetBatch) list(name string, fn func(attrs []byte)) error {
 	b.seq++
 	seq := b.seq
 	req := nl.NewNetlinkRequest(nl.IPSET_CMD_LIST|(unix.NFNL_SUBSYS_IPSET<<8), nl.GetIpsetFlags(nl.IPSET_CMD_LIST))
 	req.Seq = seq
 	req.AddData(&nl.Nfgenmsg{NfgenFamily: uint8(unix.AF_NETLINK), Version: nl.NFNETLINK_V0})
 	req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_PROTOCOL, nl.Uint8Attr(nl.IPSET_PROTOCOL)))
-	if err := unix.Sendto(b.fd, req.Serialize(), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("list sets: send: %w", err)
+	if name != "" {
+		req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_SETNAME, nl.ZeroTerminated(name)))
 	}
-	out := map[string]*setDump{}
+	if err := unix.Sendto(b.fd, req.Serialize(), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fmt.Errorf("list sets: send: %w", err)
+	}
 	buf := make([]byte, 1<<20)
 	for {
 		n, _, err := unix.Recvfrom(b.fd, buf, 0)
@@ -37,11 +50,11 @@ func (b *ipsetBatch) dump(prefix string) (map[string]*setDump, error) {
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
-			return nil, fmt.Errorf("list sets: receive: %w", err)
+			return fmt.Errorf("list sets: receive: %w", err)
 		}
 		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
 		if err != nil {
-			return nil, fmt.Errorf("list sets: %w", err)
+			return fmt.Errorf("list sets: %w", err)
 		}
 		for _, m := range msgs {
 			if m.Header.Seq != seq {
@@ -49,10 +62,10 @@ func (b *ipsetBatch) dump(prefix string) (map[string]*setDump, error) {
 			}
 			switch m.Header.Type {
 			case unix.NLMSG_DONE:
-				return out, nil
+				return nil
 			case unix.NLMSG_ERROR:
 				if len(m.Data) < 4 {
-					return nil, errors.New("list sets: short error message")
+					return errors.New("list sets: short error message")
 				}
 				errno := -int32(nl.NativeEndian().Uint32(m.Data[:4]))
 				if errno == 0 {
@@ -62,10 +75,10 @@ func (b *ipsetBatch) dump(prefix string) (map[string]*setDump, error) {
 				if errno >= nl.IPSET_ERR_PRIVATE {
 					cause = nl.IPSetError(uintptr(errno))
 				}
-				return nil, fmt.Errorf("list sets: %w", cause)
+				return fmt.Errorf("list sets: %w", cause)
 			}
 			if len(m.Data) > 4 {
-				parseSetMessage(m.Data[4:], prefix, out)
+				fn(m.Data[4:])
 			}
 		}
 	}
@@ -118,6 +131,9 @@ func parseSetMessage(b []byte, prefix string, out map[string]*setDump) {
 			d.timeouts = true
 		}
 	})
+	if isDropSet(name) {
+		return // its members are accounting, not state: not worth parsing
+	}
 	attrs(adt, func(typ uint16, entry []byte) {
 		if typ != nl.IPSET_ATTR_DATA {
 			return
@@ -149,5 +165,66 @@ func parseSetMessage(b []byte, prefix string, out map[string]*setDump) {
 			bits = addr.BitLen()
 		}
 		d.members[netip.PrefixFrom(addr, bits)] = left
+	})
+}
+
+// isDropSet reports one of the drop accounting sets.
+func isDropSet(name string) bool {
+	for _, f := range families {
+		if name == DropsSetName(f) || name == SeenSetName(f) {
+			return true
+		}
+	}
+	return false
+}
+
+// dropEntry is one member of a hash:ip,port drop accounting set.
+type dropEntry struct {
+	addr    netip.Addr
+	proto   uint8
+	port    uint16
+	left    time.Duration
+	packets uint64
+}
+
+// parseDropEntries reads the members of a hash:ip,port set from one
+// answer to a list request.
+func parseDropEntries(b []byte, fn func(dropEntry)) {
+	attrs(b, func(typ uint16, adt []byte) {
+		if typ != nl.IPSET_ATTR_ADT {
+			return
+		}
+		attrs(adt, func(typ uint16, entry []byte) {
+			if typ != nl.IPSET_ATTR_DATA {
+				return
+			}
+			var e dropEntry
+			attrs(entry, func(typ uint16, v []byte) {
+				switch typ {
+				case nl.IPSET_ATTR_IP:
+					attrs(v, func(_ uint16, ip []byte) { e.addr, _ = netip.AddrFromSlice(ip) })
+				case nl.IPSET_ATTR_PORT:
+					if len(v) >= 2 {
+						e.port = binary.BigEndian.Uint16(v)
+					}
+				case nl.IPSET_ATTR_PROTO:
+					if len(v) >= 1 {
+						e.proto = v[0]
+					}
+				case nl.IPSET_ATTR_TIMEOUT:
+					if len(v) >= 4 {
+						e.left = time.Duration(binary.BigEndian.Uint32(v)) * time.Second
+					}
+				case nl.IPSET_ATTR_PACKETS:
+					if len(v) >= 8 {
+						e.packets = binary.BigEndian.Uint64(v)
+					}
+				}
+			})
+			if e.addr.IsValid() {
+				e.addr = e.addr.Unmap()
+				fn(e)
+			}
+		})
 	})
 }

@@ -197,6 +197,11 @@ func (b *IPTables) applyLocked(ctx context.Context, want State, rebuild bool) er
 			added, removed = added+a, removed+r
 		}
 	}
+	for _, f := range families {
+		if err := b.ensureDropSets(f); err != nil {
+			return err
+		}
+	}
 	rebuilt := false
 	for _, f := range families {
 		if err := ctx.Err(); err != nil {
@@ -386,6 +391,81 @@ func (b *IPTables) createSet(name string, f Family) error {
 		return fmt.Errorf("firewall: create set %s: %w", name, err)
 	}
 	return nil
+}
+
+// ensureDropSets creates family f's drop accounting sets (see drops.go)
+// unless they exist as dialgate makes them; one that exists otherwise
+// is destroyed and made anew. Their members are never touched.
+func (b *IPTables) ensureDropSets(f Family) error {
+	family := uint8(unix.AF_INET)
+	if f == V6 {
+		family = unix.AF_INET6
+	}
+	timeout := uint32(DropsTimeout / time.Second)
+	for _, s := range []struct {
+		name     string
+		counters bool
+	}{{DropsSetName(f), true}, {SeenSetName(f), false}} {
+		opts := netlink.IpsetCreateOptions{Replace: true, Family: family, Timeout: &timeout, MaxElements: DropsMaxElem, Counters: s.counters}
+		if err := b.nl.IpsetCreate(s.name, "hash:ip,port", opts); err == nil {
+			continue
+		}
+		// It exists with other options (replace means "or an identical
+		// one exists"): make it anew.
+		if err := b.destroySet(s.name); err != nil {
+			return err
+		}
+		if err := b.nl.IpsetCreate(s.name, "hash:ip,port", opts); err != nil {
+			return fmt.Errorf("firewall: create set %s: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
+// Drops implements Backend: one listing of each accounting set, parsed
+// by hand (the general-purpose parser takes seconds for a full set).
+func (b *IPTables) Drops(ctx context.Context) ([]Drop, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, errIPTClosed
+	}
+	now := time.Now()
+	var out []Drop
+	type key struct {
+		addr  netip.Addr
+		proto uint8
+		port  uint16
+	}
+	for _, f := range families {
+		seen := map[key]time.Duration{}
+		err := b.batch.list(SeenSetName(f), func(m []byte) {
+			parseDropEntries(m, func(e dropEntry) { seen[key{e.addr, e.proto, e.port}] = e.left })
+		})
+		if err != nil && !isNotExist(err) {
+			return nil, fmt.Errorf("firewall: list set %s: %w", SeenSetName(f), err)
+		}
+		err = b.batch.list(DropsSetName(f), func(m []byte) {
+			parseDropEntries(m, func(e dropEntry) {
+				d := Drop{Addr: e.addr, Proto: protoName(e.proto), Port: e.port, Packets: e.packets}
+				if !hasPorts(d.Proto) {
+					d.Port = 0 // ipset keeps the ICMP type and code there
+				}
+				left, ok := seen[key{e.addr, e.proto, e.port}]
+				if !ok {
+					// Not in the seen set (it cannot outlive it, but a
+					// hand edit): the count's first drop is all we know.
+					left = e.left
+				}
+				d.LastSeen = lastSeen(now, left)
+				out = append(out, d)
+			})
+		})
+		if err != nil && !isNotExist(err) {
+			return nil, fmt.Errorf("firewall: list set %s: %w", DropsSetName(f), err)
+		}
+	}
+	return out, ctx.Err()
 }
 
 // listSet returns the set's members, or ok=false when it does not exist.
@@ -922,6 +1002,13 @@ func (b *IPTables) Verify(ctx context.Context, want State) (Drift, error) {
 	if err != nil {
 		return d, err
 	}
+	for _, f := range families {
+		for _, name := range []string{DropsSetName(f), SeenSetName(f)} {
+			if sets[name] == nil {
+				d.add(DriftSet, f, "drop accounting set %s is missing", name)
+			}
+		}
+	}
 	for code := 0; code < NumCodes; code++ {
 		for _, f := range families {
 			name := SetName(code, f)
@@ -1022,6 +1109,13 @@ func (b *IPTables) Remove(ctx context.Context) error {
 				if err := b.destroySet(n); err != nil {
 					errs = append(errs, err)
 				}
+			}
+		}
+	}
+	for _, f := range families {
+		for _, n := range []string{DropsSetName(f), SeenSetName(f)} {
+			if err := b.destroySet(n); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}

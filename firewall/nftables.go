@@ -1,8 +1,10 @@
 package firewall
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -285,6 +287,31 @@ var nftSetDefs = func() []nftSetDef {
 	return ds
 }()
 
+// nftDropsSetName is family f's drop accounting set: drops-v4, drops-v6.
+func nftDropsSetName(f Family) string { return "drops-" + f.String() }
+
+// nftDropsKey is the drop set's key: address . inet_proto . inet_service.
+func nftDropsKey(f Family) nftables.SetDatatype {
+	addr := nftables.TypeIPAddr
+	if f == V6 {
+		addr = nftables.TypeIP6Addr
+	}
+	return nftables.MustConcatSetType(addr, nftables.TypeInetProto, nftables.TypeInetService)
+}
+
+// nftDropsSet is family f's drop accounting set (see drops.go): filled
+// by the rules, with a counter per element, bounded in size and age.
+func nftDropsSet(f Family, id uint32) *nftables.Set {
+	return &nftables.Set{Table: inetTable(), ID: id, Name: nftDropsSetName(f), KeyType: nftDropsKey(f),
+		Concatenation: true, Dynamic: true, HasTimeout: true, Timeout: DropsTimeout, Size: DropsMaxElem, Counter: true,
+		Comment: fmt.Sprintf("drop accounting, %s: source . protocol . port", f)}
+}
+
+// dropsShapeOK reports whether kernel set s is the drop set of family f.
+func dropsShapeOK(f Family, s *nftables.Set) bool {
+	return s != nil && s.KeyType.Bytes == nftDropsKey(f).Bytes && s.HasTimeout && s.Dynamic && !s.Interval && !s.IsMap && !s.Constant
+}
+
 func (d nftSetDef) keyType() nftables.SetDatatype {
 	if d.fam == V4 {
 		return nftables.TypeIPAddr
@@ -447,6 +474,12 @@ func (tx *nftTx) replaceTable(plan nftPlan, want State) error {
 		}
 		if err := tx.addElements(s, d.elements(d.wanted(want))); err != nil {
 			return err
+		}
+	}
+	for _, f := range families {
+		s := nftDropsSet(f, tx.id())
+		if err := tx.queueErr(func(c *nftables.Conn) error { return c.AddSet(s, nil) }); err != nil {
+			return fmt.Errorf("set %s: %w", s.Name, err)
 		}
 	}
 	tx.queue(func(c *nftables.Conn) { c.AddChain(nftChain()) })
@@ -707,8 +740,13 @@ func (st *nftState) hooked() bool {
 // shapeOK reports whether the table has exactly dialgate's chain and
 // sets, so that Apply can patch it instead of replacing it.
 func (st *nftState) shapeOK() bool {
-	if !st.hooked() || st.chains != 1 || len(st.sets) != len(nftSetDefs) {
+	if !st.hooked() || st.chains != 1 || len(st.sets) != len(nftSetDefs)+len(families) {
 		return false
+	}
+	for _, f := range families {
+		if !dropsShapeOK(f, st.sets[nftDropsSetName(f)]) {
+			return false
+		}
 	}
 	for _, d := range nftSetDefs {
 		if s, ok := st.sets[d.name]; !ok || !d.shapeOK(s) {
@@ -1211,6 +1249,52 @@ func (b *NFTables) Status(ctx context.Context) (Status, error) {
 	return s, nil
 }
 
+// Drops implements Backend: one read of each drop set's elements.
+func (b *NFTables) Drops(ctx context.Context) ([]Drop, error) {
+	if err := b.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	now := time.Now()
+	var out []Drop
+	for _, f := range families {
+		n := 4
+		if f == V6 {
+			n = 16
+		}
+		es, err := b.conn.GetSetElements(&nftables.Set{Table: inetTable(), Name: nftDropsSetName(f), KeyType: nftDropsKey(f)})
+		if err != nil {
+			b.reset()
+			// The library does not always wrap the errno: ask whether
+			// the set is there.
+			if errors.Is(err, unix.ENOENT) || !b.hasDropSet(f) {
+				continue
+			}
+			return nil, fmt.Errorf("firewall: nftables: list set %s: %w", nftDropsSetName(f), err)
+		}
+		for _, e := range es {
+			if len(e.Key) < n+8 {
+				continue
+			}
+			addr, _ := netip.AddrFromSlice(e.Key[:n])
+			d := Drop{Addr: addr, Proto: protoName(e.Key[n]), Port: binary.BigEndian.Uint16(e.Key[n+4 : n+6])}
+			if e.Counter != nil {
+				d.Packets = e.Counter.Packets
+			}
+			life := cmp.Or(e.Timeout, DropsTimeout)
+			d.LastSeen = lastSeen(now, e.Expires-(life-DropsTimeout))
+			out = append(out, d)
+		}
+	}
+	return out, ctx.Err()
+}
+
+// hasDropSet reports whether family f's drop set exists.
+func (b *NFTables) hasDropSet(f Family) bool {
+	sets, err := b.conn.GetSets(inetTable())
+	return err == nil && slices.ContainsFunc(sets, func(s *nftables.Set) bool { return s.Name == nftDropsSetName(f) })
+}
+
 // Remove implements Backend: the table goes, with its chain and sets, in
 // one transaction (the add first makes a missing table no error).
 func (b *NFTables) Remove(ctx context.Context) error {
@@ -1288,7 +1372,18 @@ func (b *NFTables) Verify(ctx context.Context, want State) (Drift, error) {
 			d.add(DriftChain, 0, "a rule of chain %s was changed in place", NFTChain)
 		}
 	}
+	for _, f := range families {
+		switch s, ok := st.sets[nftDropsSetName(f)]; {
+		case !ok:
+			d.add(DriftSet, f, "drop accounting set %s is missing", nftDropsSetName(f))
+		case !dropsShapeOK(f, s):
+			d.add(DriftSet, f, "drop accounting set %s is not the kind of set dialgate makes", nftDropsSetName(f))
+		}
+	}
 	for name := range st.sets {
+		if name == nftDropsSetName(V4) || name == nftDropsSetName(V6) {
+			continue
+		}
 		if !slices.ContainsFunc(nftSetDefs, func(x nftSetDef) bool { return x.name == name }) {
 			d.add(DriftSet, 0, "table inet %s holds a set dialgate does not make: %s", NFTTable, name)
 		}

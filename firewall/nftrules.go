@@ -260,6 +260,11 @@ func nftPlanFor(c Config) (nftPlan, error) {
 			}
 		}
 	}
+	for _, f := range families {
+		for _, r := range nftDropRules(f) {
+			add(r)
+		}
+	}
 	if c.Reject {
 		add(rule(&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}))
 	} else {
@@ -356,4 +361,35 @@ func nftFingerprint(rs []nftRule) (string, error) {
 		h.Write([]byte{'\n'})
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// nftDropRules count what reaches the final verdict in family f's drop
+// set (see drops.go): `update @drops-vN { saddr . meta l4proto . th
+// dport }` for tcp and udp, and with port 0 for other protocols (whose
+// transport header holds no port).
+//
+// A concatenation puts each field in a 32-bit register of its own after
+// the address: reg 1 holds the address (4 or 16 bytes), then the
+// protocol and the port. The numbers are those the kernel hands back
+// (a 32-bit register at a 16-byte boundary is named as the 16-byte
+// one), so that the rules read back as written.
+func nftDropRules(f Family) []nftRule {
+	protoReg, portReg := uint32(9), uint32(10) // NFT_REG32_01, _02
+	if f == V6 {
+		protoReg, portReg = 2, 13 // NFT_REG_2 (= NFT_REG32_04), NFT_REG32_05
+	}
+	update := &expr.Dynset{SrcRegKey: 1, SetName: nftDropsSetName(f), Operation: uint32(unix.NFT_DYNSET_OP_UPDATE)}
+	key := func(port expr.Any) match {
+		return cond(loadSaddr(f), &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: protoReg}, port)
+	}
+	// No anonymous {tcp, udp} set (see nftPlanFor's test): a rule each.
+	var rs []nftRule
+	for _, proto := range []string{"tcp", "udp"} {
+		rs = append(rs, rule(update, nfproto(f), l4proto(proto),
+			key(&expr.Payload{DestRegister: portReg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})))
+	}
+	portless := cond(&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{unix.IPPROTO_UDP}})
+	return append(rs, rule(update, nfproto(f), portless, key(&expr.Immediate{Register: portReg, Data: []byte{0, 0}})))
 }

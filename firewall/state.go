@@ -227,6 +227,14 @@ func (f Family) has(p netip.Prefix) bool { return p.Addr().Is4() == (f == V4) }
 // dialgate-<code>-v4 / -v6.
 func SetName(code int, f Family) string { return fmt.Sprintf("dialgate-%d-%s", code, f) }
 
+// DropsSetName is the ipset counting family f's dropped packets per
+// source and service: dialgate-drops-v4 / -v6.
+func DropsSetName(f Family) string { return "dialgate-drops-" + f.String() }
+
+// SeenSetName is the ipset whose time left tells when each source and
+// service of DropsSetName(f) was last dropped.
+func SeenSetName(f Family) string { return "dialgate-seen-" + f.String() }
+
 // Chain names. The live chain is always reached through a jump from
 // INPUT; the spare name is where a rebuild builds its replacement.
 const (
@@ -271,6 +279,10 @@ func (c Config) rules(f Family) [][]string {
 			add(append(spec, "-m", "set", "--match-set", SetName(code, f), "src", "-j", "ACCEPT")...)
 		}
 	}
+	// Drop accounting (see drops.go): whatever reaches the final verdict
+	// is counted per source and service first.
+	add("-m", "set", "!", "--match-set", DropsSetName(f), "src,dst", "-j", "SET", "--add-set", DropsSetName(f), "src,dst")
+	add("-j", "SET", "--add-set", SeenSetName(f), "src,dst", "--exist")
 	if c.Reject {
 		if f == V4 {
 			add("-j", "REJECT", "--reject-with", "icmp-admin-prohibited")

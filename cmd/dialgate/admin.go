@@ -335,6 +335,10 @@ func offlineStatus(ctx context.Context, g *globals) (daemon.StatusInfo, error) {
 	}
 	st := daemon.StatusInfo{Firewall: fst, DB: cfg.DB, ConfigPath: g.configPath, Backend: cfg.Firewall.Backend, Time: time.Now()}
 	st.Protected, st.Reasons = daemon.Protection(fst)
+	if ds, err := fw.Drops(ctx); err == nil {
+		sum := selectDrops(cfg.FirewallRules(), ds, firewall.DropFilter{}, st.Time).Summary
+		st.Drops = &sum
+	}
 	return st, nil
 }
 
@@ -396,6 +400,9 @@ func printStatus(w io.Writer, st daemon.StatusInfo) {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
 	printFirewall(w, st.Firewall)
+	if st.Drops != nil {
+		fmt.Fprintf(w, "drops (last hour): %s; dialgate drops for the list\n", dropSummaryLine(*st.Drops))
+	}
 	fmt.Fprintln(w, "sets:")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, s := range st.Firewall.Sets {

@@ -278,7 +278,7 @@ func (e *e2e) kernel() string {
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		b.WriteString(out)
+		b.WriteString(stripDropAccounting(out))
 	}
 	return b.String()
 }

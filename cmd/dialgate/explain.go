@@ -118,6 +118,14 @@ func printExplanation(w io.Writer, ex daemon.Explanation) {
 			fmt.Fprintf(w, "  - %s\n", d)
 		}
 	}
+	if len(ex.Drops) == 0 {
+		fmt.Fprintln(w, "recent drops: none in the last hour")
+	} else {
+		fmt.Fprintln(w, "recent drops (the final DROP, last hour):")
+		for _, dr := range ex.Drops {
+			fmt.Fprintf(w, "  %s: %s, last %s\n", dr.Service, plural(int(dr.Packets), "packet"), dr.LastSeen.Local().Format("15:04:05 MST"))
+		}
+	}
 	if !ex.Protected && ex.KernelChecked {
 		fmt.Fprintln(w, "warning: the server is NOT protected (see dialgate status): the answer above is what dialgate would do")
 	}

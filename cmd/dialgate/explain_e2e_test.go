@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/dialgate/dialgate/daemon"
+	"github.com/dialgate/dialgate/firewall"
 	"github.com/dialgate/dialgate/firewall/fwtest"
 )
 
@@ -54,6 +56,14 @@ func TestExplain(t *testing.T) {
 				if !strings.Contains(txt, want) {
 					t.Errorf("explain text lacks %q:\n%s", want, txt)
 				}
+			}
+			// The stranger's SYNs to 22 above were dropped: explain shows them.
+			ex = explainJSON(t, e, other)
+			if i := slices.IndexFunc(ex.Drops, func(d firewall.Drop) bool { return d.Service == "ssh" }); i < 0 || ex.Drops[i].Packets < 1 {
+				t.Errorf("drops of %s: %+v", other, ex.Drops)
+			}
+			if txt := e.ok("explain", other); !strings.Contains(txt, "recent drops (the final DROP, last hour):\n  ssh: ") {
+				t.Errorf("explain text lacks the drops:\n%s", txt)
 			}
 			// A port no service uses.
 			if ex := explainJSON(t, e, other, "tcp/8088"); ex.Verdicts[0].Admitted || ex.Verdicts[0].Service != "no service" {

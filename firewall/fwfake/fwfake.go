@@ -27,12 +27,14 @@ const (
 	MethodStatus      = "Status"
 	MethodVerify      = "Verify"
 	MethodRemove      = "Remove"
+	MethodDrops       = "Drops"
 	MethodClose       = "Close"
 )
 
 var methods = []string{
 	MethodApply, MethodRebuild, MethodSyncMembers, MethodAddMember,
 	MethodDelMember, MethodStatus, MethodVerify, MethodRemove, MethodClose,
+	MethodDrops,
 }
 
 var (
@@ -71,6 +73,7 @@ type Backend struct {
 	chainBuilds int
 	tamper      tamperState
 	watchers    []chan firewall.KernelChange
+	drops       []firewall.Drop
 	changes     uint64
 }
 
@@ -265,6 +268,28 @@ func (b *Backend) Status(ctx context.Context) (firewall.Status, error) {
 	return st, nil
 }
 
+// Drops implements firewall.Backend: what SetDrops gave, while the
+// firewall is loaded (the drop sets come and go with it).
+func (b *Backend) Drops(ctx context.Context) ([]firewall.Drop, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.begin(ctx, MethodDrops); err != nil {
+		return nil, err
+	}
+	if !b.loaded {
+		return nil, nil
+	}
+	return slices.Clone(b.drops), nil
+}
+
+// SetDrops makes Drops report ds, as if the kernel had counted them.
+// Remove forgets them.
+func (b *Backend) SetDrops(ds []firewall.Drop) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.drops = slices.Clone(ds)
+}
+
 // Remove implements firewall.Backend: the chain and every set go, with
 // their members and the Config.
 func (b *Backend) Remove(ctx context.Context) error {
@@ -277,6 +302,7 @@ func (b *Backend) Remove(ctx context.Context) error {
 	b.cfg = firewall.Config{}
 	b.sets = [firewall.NumCodes]map[netip.Prefix]time.Time{}
 	b.tamper = tamperState{}
+	b.drops = nil
 	return nil
 }
 
@@ -639,7 +665,7 @@ func ruleCount(c firewall.Config, f firewall.Family) int {
 	for code := 1; code < firewall.NumCodes; code++ {
 		n += protos(c.Services[code])
 	}
-	return n + 1
+	return n + 2 + 1 // the drop accounting rules, the final drop
 }
 
 // --- clock ---

@@ -1,0 +1,135 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/firewall"
+)
+
+// DropsInfo is GET /v1/drops: who the firewall's final drop hit, read
+// from the kernel's drop accounting sets (see firewall.Drop).
+type DropsInfo struct {
+	// Drops are the selected sources, most packets first, cut to the
+	// limit asked for.
+	Drops []firewall.Drop `json:"drops"`
+	// Matched counts the drops the filter selected before the limit;
+	// Summary totals them.
+	Matched int                  `json:"matched"`
+	Summary firewall.DropSummary `json:"summary"`
+	// Window is how long the kernel remembers a source after its last
+	// drop.
+	Window time.Duration `json:"window"`
+}
+
+// Drops reads the kernel's drop accounting and names each drop's service
+// from the configuration. f.Limit cuts the list, not the summary.
+func (d *Daemon) Drops(ctx context.Context, f firewall.DropFilter) (DropsInfo, error) {
+	ds, err := d.fw.Drops(ctx)
+	if err != nil {
+		return DropsInfo{}, err
+	}
+	NameDrops(d.config().FirewallRules(), ds)
+	limit := f.Limit
+	f.Limit, f.Now = 0, d.now()
+	sel := firewall.FilterDrops(ds, f)
+	info := DropsInfo{Matched: len(sel), Summary: firewall.SummarizeDrops(sel), Window: firewall.DropsTimeout}
+	if limit > 0 && len(sel) > limit {
+		sel = sel[:limit]
+	}
+	info.Drops = sel
+	if info.Drops == nil {
+		info.Drops = []firewall.Drop{}
+	}
+	return info, nil
+}
+
+// NameDrops fills in each drop's service as cfg names it.
+func NameDrops(cfg firewall.Config, ds []firewall.Drop) {
+	for i := range ds {
+		ds[i].Service = cfg.ServiceName(ds[i].Proto, ds[i].Port)
+	}
+}
+
+// dropSummary totals the last DropsTimeout's drops for status; nil when
+// the kernel cannot tell.
+func (d *Daemon) dropSummary(ctx context.Context) *firewall.DropSummary {
+	info, err := d.Drops(ctx, firewall.DropFilter{})
+	if err != nil {
+		return nil
+	}
+	return &info.Summary
+}
+
+// dropStats reports the drop accounting per service at scrape time, as
+// the kernel holds it.
+type dropStats struct{ d *Daemon }
+
+var (
+	droppedSourcesDesc = prometheus.NewDesc("dialgate_dropped_sources",
+		"Distinct sources the firewall's final drop hit in the last hour, per service.", []string{"service"}, nil)
+	droppedPacketsDesc = prometheus.NewDesc("dialgate_dropped_packets",
+		"Packets of the sources the final drop hit in the last hour, per service (a source's count restarts after an hour without drops; on iptables, an hour after its first drop).",
+		[]string{"service"}, nil)
+)
+
+func (s dropStats) Describe(ch chan<- *prometheus.Desc) {
+	ch <- droppedSourcesDesc
+	ch <- droppedPacketsDesc
+}
+
+func (s dropStats) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := s.d.Drops(ctx, firewall.DropFilter{})
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(droppedSourcesDesc, err)
+		return
+	}
+	for svc, n := range info.Summary.Services {
+		ch <- prometheus.MustNewConstMetric(droppedSourcesDesc, prometheus.GaugeValue, float64(n.Sources), svc)
+		ch <- prometheus.MustNewConstMetric(droppedPacketsDesc, prometheus.GaugeValue, float64(n.Packets), svc)
+	}
+}
+
+// DropFilterQuery encodes f for GET /v1/drops (its clock is the
+// daemon's).
+func DropFilterQuery(f firewall.DropFilter) url.Values {
+	q := url.Values{}
+	if f.Since > 0 {
+		q.Set("since", f.Since.String())
+	}
+	if f.Service != "" {
+		q.Set("service", f.Service)
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	return q
+}
+
+// ParseDropFilter is DropFilterQuery's inverse.
+func ParseDropFilter(q url.Values) (firewall.DropFilter, error) {
+	f := firewall.DropFilter{Service: q.Get("service")}
+	if s := q.Get("since"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return f, fmt.Errorf("%w: since %q: want a duration such as 15m or 1h", auth.ErrInvalid, s)
+		}
+		f.Since = d
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return f, fmt.Errorf("%w: limit %q: want a count", auth.ErrInvalid, s)
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
