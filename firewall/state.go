@@ -36,6 +36,9 @@ type Config struct {
 	SIPDomains []string
 	// SIPPorts are the ports the secret-domain rules watch, udp and tcp.
 	SIPPorts PortRange
+	// Block drops the sources in the block sets (see blocks.go) ahead of
+	// every rule but loopback.
+	Block bool
 }
 
 // MaxSIPDomainLen keeps "REGISTER sip:<domain>" within the 128 bytes the

@@ -25,6 +25,7 @@ const (
 	MethodAddMember   = "AddMember"
 	MethodDelMember   = "DelMember"
 	MethodStatus      = "Status"
+	MethodBlock       = "Block" // Block, Unblock and Blocked
 	MethodVerify      = "Verify"
 	MethodRemove      = "Remove"
 	MethodDrops       = "Drops"
@@ -74,6 +75,7 @@ type Backend struct {
 	tamper      tamperState
 	watchers    []chan firewall.KernelChange
 	drops       []firewall.Drop
+	blocked     map[netip.Addr]time.Time // source -> expiry
 	changes     uint64
 }
 
@@ -303,6 +305,7 @@ func (b *Backend) Remove(ctx context.Context) error {
 	b.sets = [firewall.NumCodes]map[netip.Prefix]time.Time{}
 	b.tamper = tamperState{}
 	b.drops = nil
+	b.blocked = nil
 	return nil
 }
 
@@ -387,7 +390,59 @@ func (b *Backend) Admits(addr netip.Addr, proto string, port uint16) bool {
 	if !b.loaded || !b.tamper.filtering() {
 		return true
 	}
-	return b.state(b.now()).Admits(addr, proto, port)
+	now := b.now()
+	if exp, ok := b.blocked[addr.Unmap()]; ok && b.cfg.Block && now.Before(exp) && !addr.IsLoopback() {
+		return false
+	}
+	return b.state(now).Admits(addr, proto, port)
+}
+
+var _ firewall.Blocker = (*Backend)(nil)
+
+// Block implements firewall.Blocker.
+func (b *Backend) Block(ctx context.Context, addr netip.Addr, d time.Duration) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.begin(ctx, MethodBlock); err != nil {
+		return err
+	}
+	if !b.loaded {
+		return errors.New("fwfake: no firewall loaded")
+	}
+	if b.blocked == nil {
+		b.blocked = map[netip.Addr]time.Time{}
+	}
+	b.blocked[addr.Unmap()] = b.now().Add(min(d, firewall.BlockMaxTimeout))
+	return nil
+}
+
+// Unblock implements firewall.Blocker.
+func (b *Backend) Unblock(ctx context.Context, addr netip.Addr) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.begin(ctx, MethodBlock); err != nil {
+		return err
+	}
+	delete(b.blocked, addr.Unmap())
+	return nil
+}
+
+// Blocked implements firewall.Blocker, sorted by address.
+func (b *Backend) Blocked(ctx context.Context) ([]firewall.Blocked, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.begin(ctx, MethodBlock); err != nil {
+		return nil, err
+	}
+	now := b.now()
+	var out []firewall.Blocked
+	for a, exp := range b.blocked {
+		if now.Before(exp) {
+			out = append(out, firewall.Blocked{Addr: a, Left: exp.Sub(now)})
+		}
+	}
+	slices.SortFunc(out, func(x, y firewall.Blocked) int { return x.Addr.Compare(y.Addr) })
+	return out, nil
 }
 
 // Members returns the members of code's set alive now, both families,
