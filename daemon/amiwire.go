@@ -88,6 +88,20 @@ func (d *Daemon) startAMI(ctx context.Context, cfg AMIConfig) {
 			}
 		}()
 	}
+	// Failed authentications (manager read class "security") feed the
+	// block guard; without that class Asterisk sends none and nothing is
+	// ever blocked.
+	security, cancelSecurity := c.Subscribe(func(m ami.Message) bool {
+		return strings.Contains(m.Get("Privilege"), "security")
+	})
+	go func() {
+		defer cancelSecurity()
+		for m := range security {
+			if ev, ok := ami.ParseSecurityEvent(m); ok {
+				d.guard.onEvent(ctx, ev)
+			}
+		}
+	}()
 	go func() {
 		if err := c.Run(ctx); err != nil && ctx.Err() == nil {
 			log.Error("AMI client stopped", "err", err)

@@ -40,6 +40,7 @@ type Config struct {
 	AMI      AMIConfig      `toml:"ami"`
 	Metrics  MetricsConfig  `toml:"metrics"`
 	Audit    AuditConfig    `toml:"audit"`
+	Blocking BlockingConfig `toml:"blocking"`
 
 	// Warnings are settings that are accepted but risky (FastAGI reachable
 	// from afar, a secret in a world-readable file, ...). The daemon logs
@@ -223,6 +224,7 @@ func DefaultConfig() Config {
 	c.Firewall.parsed = firewall.DefaultConfig()
 	c.Firewall.Backend = firewall.KindIPTables
 	c.Audit = defaultAudit()
+	c.Blocking = BlockingConfig{After: 5, Window: Duration{10 * time.Minute}, BlockFor: Duration{time.Hour}}
 	return c
 }
 
@@ -240,8 +242,13 @@ func DefaultConfigAt(path string) Config {
 	return c
 }
 
-// FirewallRules returns the parsed [firewall] table.
-func (c Config) FirewallRules() firewall.Config { return c.Firewall.parsed }
+// FirewallRules returns the parsed [firewall] table, with the block
+// rule when failed-authentication blocking is on.
+func (c Config) FirewallRules() firewall.Config {
+	fc := c.Firewall.parsed
+	fc.Block = c.Blocking.On(c.AMI)
+	return fc
+}
 
 // LoadConfig reads path. A missing file at the default path yields the
 // defaults, so `dialgate serve` works out of the box; a missing file that
@@ -434,6 +441,9 @@ func parseConfig(path string, data []byte) (Config, error) {
 	if err := c.AMI.validate(); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
+	if err := c.Blocking.validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
 	fresh := defaultSounds()
 	for _, p := range []*string{&c.Door.Sounds.IPPrompt, &c.Door.Sounds.Failed} {
 		if key, stale := staleSounds[*p]; stale {
@@ -554,6 +564,17 @@ secret = ""
 md5 = true                # challenge login: the secret never crosses the wire
 lookup_timeout = "2s"     # then the door uses the channel's own address
 follow_reregister = false # move a live grant when the phone registers from a new address
+
+[blocking]
+# Sources that fail SIP (or IAX2, AMI) authentication after times within
+# window are dropped by the kernel for block_for, every service: what
+# fail2ban does, from Asterisk's own security events instead of its log.
+# Needs [ami] enabled and the manager user's read class "security".
+# Whitelisted sources (entries, grants, LAN ranges) are never blocked.
+# after = 0: off.
+after = 5
+window = "10m"
+block_for = "1h"
 
 [metrics]
 # Prometheus endpoint (/metrics), loopback only; empty: off.

@@ -46,6 +46,8 @@ type Daemon struct {
 	takeOver bool
 	// amiUp is whether AMI is logged in now.
 	amiUp atomic.Bool
+	// guard blocks sources that fail authentication again and again.
+	guard *blockGuard
 }
 
 func (d *Daemon) config() Config { return *d.cfg.Load() }
@@ -87,6 +89,7 @@ func New(opts Options) (*Daemon, error) {
 	d.cfg.Store(&cfg)
 	d.logWarnings(cfg)
 	d.metrics = newMetrics(d)
+	d.guard = d.newBlockGuard()
 	if d.door, err = d.newDoor(opts.Contacts); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -166,6 +169,7 @@ func (d *Daemon) update(ctx context.Context, g Guard, fn func(tx store.Tx) (func
 	defer d.mu.Unlock()
 	cfg := d.config().FirewallRules()
 	touched := false
+	var changed []netip.Prefix // the members the change may have moved
 	guarded := g.SSH.IsValid() && !g.Force
 	note := guardOff(ctx)
 	err := d.db.Update(func(tx store.Tx) error {
@@ -213,13 +217,16 @@ func (d *Daemon) update(ctx context.Context, g Guard, fn func(tx store.Tx) (func
 		if apply == nil {
 			return nil
 		}
-		touched = true
+		touched, changed = true, only
 		return apply(after)
 	})
 	if err != nil && touched {
 		if rerr := d.applyStored(ctx, false); rerr != nil {
 			d.log.Error("firewall restore after failed change", "err", rerr)
 		}
+	}
+	if err == nil && touched {
+		d.guard.release(ctx, changed)
 	}
 	return err
 }

@@ -59,6 +59,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("initial apply: %w", err)
 	}
 	d.log.Info("firewall in place", "duration", time.Since(start))
+	d.guard.load(ctx) // blocks the kernel kept across a restart
 	if err := d.numberMissingAccounts(); err != nil {
 		ln.Close()
 		os.Remove(d.config().Socket)

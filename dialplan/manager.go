@@ -37,9 +37,13 @@ var DefaultManagerPermit = netip.MustParsePrefix("127.0.0.1/32")
 //   - PeerStatus and ContactStatus events (main/stasis_endpoints.c, and
 //     "Privilege: system,all" in the recorded Asterisk 20 session):
 //     system;
+//   - the security events (SuccessfulAuth, InvalidPassword,
+//     ChallengeResponseFailed, InvalidAccountID, FailedACL: "Privilege:
+//     security,all" in the recorded Asterisk 20 session), which the
+//     failed-authentication blocking counts: security;
 //   - Login, Logoff, Ping, Events: no class.
 //
-// So: read = system, write = system. "command" is deliberately absent:
+// So: read = system,security, write = system. "command" is deliberately absent:
 // Action: Command runs any CLI command (dialplan add extension ...
 // System() included), which is a shell as the asterisk user; dialgate
 // reloads the dialplan with Action: Reload, Module: pbx_config instead.
@@ -84,7 +88,9 @@ func ManagerStanza(user, secret string, permit []netip.Prefix) (string, error) {
 	w(";   write = system: PJSIPShowContacts/PJSIPShowEndpoint (system only),")
 	w(";     SIPshowpeer (system or reporting), Reload of pbx_config (system")
 	w(";     or config) after the dialplan include changes.")
-	w(";   read = system: the PeerStatus and ContactStatus events.")
+	w(";   read = system: the PeerStatus and ContactStatus events;")
+	w(";   read = security: failed logins (InvalidPassword, ChallengeResponseFailed,")
+	w(";     ...), which dialgate counts to block password guessers ([blocking]).")
 	w("; No \"command\" class: Action: Command would run any CLI command.")
 	w("; Keep [general] bindaddr = 127.0.0.1: the ACL below is a second fence.")
 	w("[%s]", user)
@@ -94,7 +100,7 @@ func ManagerStanza(user, secret string, permit []netip.Prefix) (string, error) {
 	for _, p := range permits {
 		w("permit = %s", p)
 	}
-	w("read = system")
+	w("read = system,security")
 	w("write = system")
 	w("writetimeout = %d", ManagerWriteTimeout)
 	return b.String(), nil

@@ -48,7 +48,7 @@ func TestManagerStanzaPrivileges(t *testing.T) {
 		"deny = 0.0.0.0/0.0.0.0",
 		"deny = ::/0",
 		"permit = 127.0.0.1/255.255.255.255",
-		"read = system",
+		"read = system,security",
 		"write = system",
 		"writetimeout = 5000",
 	}
