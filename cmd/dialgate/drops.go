@@ -60,7 +60,7 @@ is read directly.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.DurationVar(&f.Since, "since", 0, "only sources dropped within this (e.g. 10m; the kernel remembers 1h)")
+	fl.DurationVar(&f.Since, "since", 0, "only sources dropped within the last `DURATION`, e.g. 10m (the kernel remembers 1h)")
 	fl.StringVar(&f.Service, "service", "", "only this service (sip-udp, ssh, ... or proto/port such as tcp/3306)")
 	fl.IntVar(&f.Limit, "limit", 20, "top N sources (0: all)")
 	fl.BoolVar(&asJSON, "json", false, "print JSON")
