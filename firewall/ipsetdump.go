@@ -131,8 +131,9 @@ func parseSetMessage(b []byte, prefix string, out map[string]*setDump) {
 			d.timeouts = true
 		}
 	})
-	if isDropSet(name) {
-		return // its members are accounting, not state: not worth parsing
+	if isDropSet(name) || isBlockSet(name) {
+		// Accounting or runtime decisions, not state: not worth parsing.
+		return
 	}
 	attrs(adt, func(typ uint16, entry []byte) {
 		if typ != nl.IPSET_ATTR_DATA {
@@ -177,6 +178,9 @@ func isDropSet(name string) bool {
 	}
 	return false
 }
+
+// isBlockSet reports one of the block sets.
+func isBlockSet(name string) bool { return name == BlockSetName(V4) || name == BlockSetName(V6) }
 
 // dropEntry is one member of a hash:ip,port drop accounting set.
 type dropEntry struct {

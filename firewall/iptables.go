@@ -201,6 +201,9 @@ func (b *IPTables) applyLocked(ctx context.Context, want State, rebuild bool) er
 		if err := b.ensureDropSets(f); err != nil {
 			return err
 		}
+		if err := b.ensureBlockSet(f); err != nil {
+			return err
+		}
 	}
 	rebuilt := false
 	for _, f := range families {
@@ -418,6 +421,32 @@ func (b *IPTables) ensureDropSets(f Family) error {
 		if err := b.nl.IpsetCreate(s.name, "hash:ip,port", opts); err != nil {
 			return fmt.Errorf("firewall: create set %s: %w", s.name, err)
 		}
+	}
+	return nil
+}
+
+// ensureBlockSet creates family f's block set (see blocks.go) unless it
+// exists as dialgate makes it: hash:ip, timeout support with no default
+// (each member carries its own), at most BlockMaxElem members. Its
+// members are never touched: they survive Apply and Rebuild. One that
+// exists otherwise is destroyed and made anew (the kernel refuses while
+// a rule refers to it, and the error says so).
+func (b *IPTables) ensureBlockSet(f Family) error {
+	family := uint8(unix.AF_INET)
+	if f == V6 {
+		family = unix.AF_INET6
+	}
+	zero := uint32(0)
+	name := BlockSetName(f)
+	opts := netlink.IpsetCreateOptions{Replace: true, Family: family, Timeout: &zero, MaxElements: BlockMaxElem}
+	if err := b.nl.IpsetCreate(name, "hash:ip", opts); err == nil {
+		return nil
+	}
+	if err := b.destroySet(name); err != nil {
+		return err
+	}
+	if err := b.nl.IpsetCreate(name, "hash:ip", opts); err != nil {
+		return fmt.Errorf("firewall: create set %s: %w", name, err)
 	}
 	return nil
 }
@@ -977,6 +1006,7 @@ func (b *IPTables) dumpSets() (map[string]*setDump, error) {
 // of the sets.
 func (b *IPTables) Verify(ctx context.Context, want State) (Drift, error) {
 	var d Drift
+	loaded := false
 	if err := want.Config.Validate(); err != nil {
 		return d, fmt.Errorf("firewall: %w", err)
 	}
@@ -992,6 +1022,7 @@ func (b *IPTables) Verify(ctx context.Context, want State) (Drift, error) {
 				return fmt.Errorf("firewall: %s: %w", f, err)
 			}
 			b.verifyChain(&d, f, &ts, want.Config.rules(f))
+			loaded = loaded || ts.chains[Chain] || ts.chains[chainSpare]
 		}
 		return nil
 	})
@@ -1006,6 +1037,18 @@ func (b *IPTables) Verify(ctx context.Context, want State) (Drift, error) {
 		for _, name := range []string{DropsSetName(f), SeenSetName(f)} {
 			if sets[name] == nil {
 				d.add(DriftSet, f, "drop accounting set %s is missing", name)
+			}
+		}
+	}
+	// The block sets' members are the daemon's runtime decisions, never
+	// drift; a missing block set is, once the firewall is loaded.
+	if loaded {
+		for _, f := range families {
+			switch s := sets[BlockSetName(f)]; {
+			case s == nil:
+				d.add(DriftSet, f, "block set %s is missing", BlockSetName(f))
+			case !s.timeouts:
+				d.add(DriftSet, f, "block set %s was made without timeout support", BlockSetName(f))
 			}
 		}
 	}
@@ -1113,7 +1156,7 @@ func (b *IPTables) Remove(ctx context.Context) error {
 		}
 	}
 	for _, f := range families {
-		for _, n := range []string{DropsSetName(f), SeenSetName(f)} {
+		for _, n := range []string{DropsSetName(f), SeenSetName(f), BlockSetName(f)} {
 			if err := b.destroySet(n); err != nil {
 				errs = append(errs, err)
 			}

@@ -312,6 +312,33 @@ func dropsShapeOK(f Family, s *nftables.Set) bool {
 	return s != nil && s.KeyType.Bytes == nftDropsKey(f).Bytes && s.HasTimeout && s.Dynamic && !s.Interval && !s.IsMap && !s.Constant
 }
 
+// nftBlockSetName is family f's block set (see blocks.go): block-v4,
+// block-v6.
+func nftBlockSetName(f Family) string { return "block-" + f.String() }
+
+// nftBlockRef is enough of family f's block set for element operations.
+func nftBlockRef(f Family) *nftables.Set {
+	key := nftables.TypeIPAddr
+	if f == V6 {
+		key = nftables.TypeIP6Addr
+	}
+	return &nftables.Set{Table: inetTable(), Name: nftBlockSetName(f), KeyType: key, HasTimeout: true}
+}
+
+// nftBlockSet is family f's block set as Apply creates it: addresses,
+// each with its own timeout, at most BlockMaxElem.
+func nftBlockSet(f Family, id uint32) *nftables.Set {
+	s := nftBlockRef(f)
+	s.ID, s.Size = id, BlockMaxElem
+	s.Comment = fmt.Sprintf("blocked sources, %s", f)
+	return s
+}
+
+// blockShapeOK reports whether kernel set s is the block set of family f.
+func blockShapeOK(f Family, s *nftables.Set) bool {
+	return s != nil && s.KeyType.Name == nftBlockRef(f).KeyType.Name && s.HasTimeout && !s.Interval && !s.IsMap && !s.Constant
+}
+
 func (d nftSetDef) keyType() nftables.SetDatatype {
 	if d.fam == V4 {
 		return nftables.TypeIPAddr
@@ -460,8 +487,9 @@ func (tx *nftTx) ensureHosts(s *nftables.Set, touched []netip.Prefix, want []Mem
 
 // replaceTable queues the whole table: deleted and created anew in the
 // same transaction, so the swap is atomic. The first add makes the
-// delete valid when there is no table yet.
-func (tx *nftTx) replaceTable(plan nftPlan, want State) error {
+// delete valid when there is no table yet. blocked are the block sets'
+// elements to carry over (see keepBlocked).
+func (tx *nftTx) replaceTable(plan nftPlan, want State, blocked map[Family][]nftables.SetElement) error {
 	tx.queue(func(c *nftables.Conn) {
 		c.AddTable(inetTable())
 		c.DelTable(inetTable())
@@ -480,6 +508,15 @@ func (tx *nftTx) replaceTable(plan nftPlan, want State) error {
 		s := nftDropsSet(f, tx.id())
 		if err := tx.queueErr(func(c *nftables.Conn) error { return c.AddSet(s, nil) }); err != nil {
 			return fmt.Errorf("set %s: %w", s.Name, err)
+		}
+	}
+	for _, f := range families {
+		s := nftBlockSet(f, tx.id())
+		if err := tx.queueErr(func(c *nftables.Conn) error { return c.AddSet(s, nil) }); err != nil {
+			return fmt.Errorf("set %s: %w", s.Name, err)
+		}
+		if err := tx.addElements(s, blocked[f]); err != nil {
+			return err
 		}
 	}
 	tx.queue(func(c *nftables.Conn) { c.AddChain(nftChain()) })
@@ -740,11 +777,11 @@ func (st *nftState) hooked() bool {
 // shapeOK reports whether the table has exactly dialgate's chain and
 // sets, so that Apply can patch it instead of replacing it.
 func (st *nftState) shapeOK() bool {
-	if !st.hooked() || st.chains != 1 || len(st.sets) != len(nftSetDefs)+len(families) {
+	if !st.hooked() || st.chains != 1 || len(st.sets) != len(nftSetDefs)+2*len(families) {
 		return false
 	}
 	for _, f := range families {
-		if !dropsShapeOK(f, st.sets[nftDropsSetName(f)]) {
+		if !dropsShapeOK(f, st.sets[nftDropsSetName(f)]) || !blockShapeOK(f, st.sets[nftBlockSetName(f)]) {
 			return false
 		}
 	}
@@ -804,7 +841,11 @@ func (b *NFTables) apply(ctx context.Context, want State, rebuild bool) error {
 	rulesChanged := replace || rebuild
 	switch {
 	case replace:
-		err = tx.replaceTable(plan, want)
+		var blocked map[Family][]nftables.SetElement
+		if blocked, err = b.keepBlocked(st); err == nil {
+			tx = b.begin() // keepBlocked may have reconnected
+			err = tx.replaceTable(plan, want, blocked)
+		}
 	case rebuild:
 		err = tx.refill(plan, want)
 	default:
@@ -853,6 +894,39 @@ func (b *NFTables) apply(ctx context.Context, want State, rebuild bool) error {
 	b.log.Info("firewall applied", "backend", "nftables", "rebuild", rebuild, "table_replaced", replace,
 		"rules_replaced", rulesChanged, "added", added, "removed", removed, "duration", time.Since(start))
 	return nil
+}
+
+// keepBlocked reads the block sets' elements of a table about to be
+// replaced, to carry them over with their time left: blocks survive
+// Apply and Rebuild. A set of another shape is not carried over.
+func (b *NFTables) keepBlocked(st *nftState) (map[Family][]nftables.SetElement, error) {
+	out := map[Family][]nftables.SetElement{}
+	for _, f := range families {
+		s, ok := st.sets[nftBlockSetName(f)]
+		if !ok || !blockShapeOK(f, s) {
+			continue
+		}
+		es, err := b.conn.GetSetElements(nftBlockRef(f))
+		if err != nil {
+			b.reset()
+			return nil, fmt.Errorf("list set %s: %w", nftBlockSetName(f), err)
+		}
+		for _, e := range es {
+			if len(e.Key) != keyLen(f) || (e.Timeout > 0 && e.Expires <= 0) {
+				continue
+			}
+			out[f] = append(out[f], nftables.SetElement{Key: e.Key, Timeout: elementTimeout(cmp.Or(e.Expires, e.Timeout))})
+		}
+	}
+	return out, nil
+}
+
+// keyLen is the length of family f's addresses.
+func keyLen(f Family) int {
+	if f == V4 {
+		return 4
+	}
+	return 16
 }
 
 // syncSet queues the element changes that make set d hold want (already
@@ -1290,9 +1364,12 @@ func (b *NFTables) Drops(ctx context.Context) ([]Drop, error) {
 }
 
 // hasDropSet reports whether family f's drop set exists.
-func (b *NFTables) hasDropSet(f Family) bool {
+func (b *NFTables) hasDropSet(f Family) bool { return b.hasSet(nftDropsSetName(f)) }
+
+// hasSet reports whether the table has the named set.
+func (b *NFTables) hasSet(name string) bool {
 	sets, err := b.conn.GetSets(inetTable())
-	return err == nil && slices.ContainsFunc(sets, func(s *nftables.Set) bool { return s.Name == nftDropsSetName(f) })
+	return err == nil && slices.ContainsFunc(sets, func(s *nftables.Set) bool { return s.Name == name })
 }
 
 // Remove implements Backend: the table goes, with its chain and sets, in
@@ -1380,8 +1457,16 @@ func (b *NFTables) Verify(ctx context.Context, want State) (Drift, error) {
 			d.add(DriftSet, f, "drop accounting set %s is not the kind of set dialgate makes", nftDropsSetName(f))
 		}
 	}
+	for _, f := range families {
+		switch s, ok := st.sets[nftBlockSetName(f)]; {
+		case !ok:
+			d.add(DriftSet, f, "block set %s is missing", nftBlockSetName(f))
+		case !blockShapeOK(f, s):
+			d.add(DriftSet, f, "block set %s is not the kind of set dialgate makes", nftBlockSetName(f))
+		}
+	}
 	for name := range st.sets {
-		if name == nftDropsSetName(V4) || name == nftDropsSetName(V6) {
+		if name == nftDropsSetName(V4) || name == nftDropsSetName(V6) || name == nftBlockSetName(V4) || name == nftBlockSetName(V6) {
 			continue
 		}
 		if !slices.ContainsFunc(nftSetDefs, func(x nftSetDef) bool { return x.name == name }) {

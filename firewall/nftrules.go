@@ -225,6 +225,13 @@ func nftPlanFor(c Config) (nftPlan, error) {
 	var lo [16]byte // iifname is compared as the full, zero-padded IFNAMSIZ buffer
 	copy(lo[:], "lo")
 	add(rule(accept, cond(&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1}, cmpEq(lo[:]))))
+	if c.Block {
+		// Blocked sources (see blocks.go), ahead of the established
+		// accept, as in Config.rules.
+		for _, f := range families {
+			add(rule(drop, saddrSets(f, false, nftBlockSetName(f))))
+		}
+	}
 	add(rule(accept, cond(
 		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,

@@ -254,6 +254,11 @@ func (c Config) rules(f Family) [][]string {
 	var r [][]string
 	add := func(spec ...string) { r = append(r, spec) }
 	add("-i", "lo", "-j", "ACCEPT")
+	if c.Block {
+		// Ahead of the established accept: a blocked source's earlier
+		// "connections" (a UDP exchange Asterisk answered) stop too.
+		add("-m", "set", "--match-set", BlockSetName(f), "src", "-j", "DROP")
+	}
 	add("-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
 	if c.ICMP {
 		if f == V4 {
