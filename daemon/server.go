@@ -18,8 +18,7 @@ import (
 	"time"
 
 	"github.com/dialgate/dialgate/auth"
-	"github.com/dialgate/dialgate/door"
-	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -188,7 +187,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/status", d.handle(func(r *http.Request) (any, error) { return d.Status(r.Context()) }))
 	mux.HandleFunc("GET /v1/accounts", d.handle(func(r *http.Request) (any, error) { return d.Accounts() }))
 	mux.HandleFunc("POST /v1/accounts", d.handle(func(r *http.Request) (any, error) {
-		var req AddAccountRequest
+		var req localapi.AddAccountRequest
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
@@ -198,14 +197,14 @@ func (d *Daemon) Handler() http.Handler {
 		return d.DeleteAccount(r.Context(), r.PathValue("name"), guardOf(r))
 	}))
 	mux.HandleFunc("PATCH /v1/accounts/{name}", d.handle(func(r *http.Request) (any, error) {
-		var req UpdateAccountRequest
+		var req localapi.UpdateAccountRequest
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
 		return d.UpdateAccount(r.Context(), r.PathValue("name"), req, guardOf(r))
 	}))
 	mux.HandleFunc("PUT /v1/accounts/{name}/passcode", d.handle(func(r *http.Request) (any, error) {
-		var req SetPasscodeRequest
+		var req localapi.SetPasscodeRequest
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
@@ -213,7 +212,7 @@ func (d *Daemon) Handler() http.Handler {
 	}))
 	mux.HandleFunc("GET /v1/audit", d.handle(func(r *http.Request) (any, error) {
 		q := r.URL.Query()
-		f := AuditFilter{Account: q.Get("account"), Action: q.Get("action"), Result: q.Get("result")}
+		f := localapi.AuditFilter{Account: q.Get("account"), Action: q.Get("action"), Result: q.Get("result")}
 		f.Limit, _ = strconv.Atoi(q.Get("limit"))
 		if s := q.Get("since"); s != "" {
 			t, err := time.Parse(time.RFC3339Nano, s)
@@ -225,7 +224,7 @@ func (d *Daemon) Handler() http.Handler {
 		return d.Audit(f)
 	}))
 	mux.HandleFunc("GET /v1/drops", d.handle(func(r *http.Request) (any, error) {
-		f, err := ParseDropFilter(r.URL.Query())
+		f, err := localapi.ParseDropFilter(r.URL.Query())
 		if err != nil {
 			return nil, err
 		}
@@ -237,7 +236,7 @@ func (d *Daemon) Handler() http.Handler {
 	}))
 	mux.HandleFunc("GET /v1/fqdn", d.handle(func(r *http.Request) (any, error) { return d.FQDNs() }))
 	mux.HandleFunc("POST /v1/fqdn/refresh", d.handle(func(r *http.Request) (any, error) {
-		var req RefreshRequest
+		var req localapi.RefreshRequest
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
@@ -262,7 +261,7 @@ func (d *Daemon) Handler() http.Handler {
 		return d.AddProvider(r.Context(), p)
 	}))
 	mux.HandleFunc("POST /v1/providers/{op}", d.handle(func(r *http.Request) (any, error) {
-		var req ProvidersRequest
+		var req localapi.ProvidersRequest
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
@@ -275,7 +274,7 @@ func (d *Daemon) Handler() http.Handler {
 		return nil, fmt.Errorf("%w: unknown operation %q", store.ErrNotFound, r.PathValue("op"))
 	}))
 	mux.HandleFunc("POST /v1/import", d.handle(func(r *http.Request) (any, error) {
-		var req ImportRequest
+		var req localapi.ImportRequest
 		if err := decodeLimit(r, &req, 16<<20); err != nil {
 			return nil, err
 		}
@@ -289,7 +288,7 @@ func (d *Daemon) Handler() http.Handler {
 		return d.RevokeGrants(r.Context(), r.PathValue("grant"), guardOf(r))
 	}))
 	mux.HandleFunc("POST /v1/entries", d.handle(func(r *http.Request) (any, error) {
-		var req AddEntryRequest
+		var req localapi.AddEntryRequest
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
@@ -299,7 +298,7 @@ func (d *Daemon) Handler() http.Handler {
 		return d.DeleteEntry(r.Context(), r.PathValue("entry"), guardOf(r))
 	}))
 	mux.HandleFunc("PATCH /v1/entries/{entry}", d.handle(func(r *http.Request) (any, error) {
-		var req UpdateEntryRequest
+		var req localapi.UpdateEntryRequest
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
@@ -307,7 +306,7 @@ func (d *Daemon) Handler() http.Handler {
 	}))
 	mux.HandleFunc("GET /v1/export", d.handle(func(r *http.Request) (any, error) { return d.Export() }))
 	mux.HandleFunc("POST /v1/explain", d.handle(func(r *http.Request) (any, error) {
-		var req ExplainRequest
+		var req localapi.ExplainRequest
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
@@ -333,7 +332,7 @@ func (d *Daemon) authorize(next http.Handler) http.Handler {
 		cred, _ := r.Context().Value(peerKey{}).(*syscall.Ucred)
 		if cred == nil || (cred.Uid != 0 && int(cred.Uid) != self) {
 			d.log.Warn("localapi: refused peer", "cred", cred)
-			writeError(w, http.StatusForbidden, "forbidden", errors.New("the dialgate LocalAPI is for root only"))
+			localapi.WriteError(w, localapi.CodeForbidden, localapi.ErrForbidden)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -342,8 +341,8 @@ func (d *Daemon) authorize(next http.Handler) http.Handler {
 
 // guardOf reads the SSH session the CLI runs in from the request.
 func guardOf(r *http.Request) Guard {
-	g := Guard{Force: r.Header.Get(HeaderForce) == "1"}
-	if v := r.Header.Get(HeaderSSH); v != "" {
+	g := Guard{Force: r.Header.Get(localapi.HeaderForce) == "1"}
+	if v := r.Header.Get(localapi.HeaderSSH); v != "" {
 		ip, port, ok := strings.Cut(v, " ")
 		a, err1 := netip.ParseAddr(ip)
 		p, err2 := strconv.ParseUint(port, 10, 16)
@@ -371,44 +370,14 @@ func (d *Daemon) handle(fn func(*http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v, err := fn(r)
 		if err != nil {
-			status, code := classify(err)
-			if status == http.StatusInternalServerError {
+			code := localapi.CodeOf(err)
+			if code == localapi.CodeInternal {
 				d.log.Error("localapi", "path", r.URL.Path, "err", err)
 			}
-			writeError(w, status, code, err)
+			localapi.WriteError(w, code, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(EmptyLists(v))
+		json.NewEncoder(w).Encode(localapi.EmptyLists(v))
 	}
-}
-
-func classify(err error) (int, string) {
-	switch {
-	case errors.Is(err, auth.ErrNeedsForce):
-		return http.StatusBadRequest, "force"
-	case errors.Is(err, auth.ErrInvalid), errors.Is(err, store.ErrInvalid):
-		return http.StatusBadRequest, "invalid"
-	case errors.Is(err, store.ErrNotFound):
-		return http.StatusNotFound, "not_found"
-	case errors.Is(err, store.ErrExists):
-		return http.StatusConflict, "exists"
-	case errors.Is(err, firewall.ErrLockout):
-		return http.StatusConflict, "lockout"
-	case errors.Is(err, ErrAMIDisabled):
-		return http.StatusConflict, "ami_disabled"
-	case errors.Is(err, ErrNothingToConfirm):
-		return http.StatusConflict, "nothing_to_confirm"
-	case errors.Is(err, ErrNeedsRestart):
-		return http.StatusConflict, "needs_restart"
-	case errors.Is(err, auth.ErrNotGrantable), errors.Is(err, door.ErrAdmitted):
-		return http.StatusBadRequest, "invalid"
-	}
-	return http.StatusInternalServerError, "internal"
-}
-
-func writeError(w http.ResponseWriter, status int, code string, err error) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(errorBody{Error: err.Error(), Code: code})
 }
