@@ -691,18 +691,6 @@ func (d *Daemon) purgeExpired() error {
 	})
 }
 
-// Status reads the kernel and the store.
-func (d *Daemon) Status(ctx context.Context) (localapi.StatusInfo, error) {
-	fw, err := d.fw.Status(ctx)
-	if err != nil {
-		return localapi.StatusInfo{}, err
-	}
-	st := localapi.StatusInfo{Firewall: fw, DB: d.db.Path(), Time: d.now(), Warnings: d.config().Warnings}
-	d.fillStatus(&st)
-	st.Drops = d.dropSummary(ctx)
-	return st, d.fillListing(&st)
-}
-
 // Accounts lists the accounts with their entry and grant counts from the
 // database alone: a listing never waits for the kernel.
 func (d *Daemon) Accounts() ([]localapi.AccountInfo, error) {

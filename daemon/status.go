@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -48,4 +49,16 @@ func (d *Daemon) fillStatus(st *localapi.StatusInfo) {
 	st.Services = localapi.ServiceInfo{AGIListen: d.svc.agi.Listen, AGIServing: d.svc.agiSrv != nil, AMIEnabled: d.svc.ami.Enabled}
 	d.svc.mu.Unlock()
 	st.Services.AMILogin = d.amiUp.Load()
+}
+
+// Status reads the kernel and the store.
+func (d *Daemon) Status(ctx context.Context) (localapi.StatusInfo, error) {
+	fw, err := d.fw.Status(ctx)
+	if err != nil {
+		return localapi.StatusInfo{}, err
+	}
+	st := localapi.StatusInfo{Firewall: fw, DB: d.db.Path(), Time: d.now(), Warnings: d.config().Warnings}
+	d.fillStatus(&st)
+	st.Drops = d.dropSummary(ctx)
+	return st, d.fillListing(&st)
 }
