@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -15,8 +16,8 @@ import (
 // passcode nor its hash is ever logged or returned.
 // An account without an account number gets one, returned, so the
 // caller can be told what to key.
-func (d *Daemon) SetPasscode(ctx context.Context, name, passcode string) (SetPasscodeResult, error) {
-	var res SetPasscodeResult
+func (d *Daemon) SetPasscode(ctx context.Context, name, passcode string) (localapi.SetPasscodeResult, error) {
+	var res localapi.SetPasscodeResult
 	rec := store.AuditRecord{Action: "passcode.set", Actor: "cli", Account: name}
 	err := func() error {
 		if err := auth.ValidatePasscode(passcode); err != nil {
@@ -57,7 +58,7 @@ func (d *Daemon) SetPasscode(ctx context.Context, name, passcode string) (SetPas
 // UpdateAccount changes account settings. Permission or enabled changes
 // move the account's addresses between sets, so they go through the
 // lockout guard.
-func (d *Daemon) UpdateAccount(ctx context.Context, name string, req UpdateAccountRequest, g Guard) (AccountInfo, error) {
+func (d *Daemon) UpdateAccount(ctx context.Context, name string, req localapi.UpdateAccountRequest, g Guard) (localapi.AccountInfo, error) {
 	rec := store.AuditRecord{Action: "account.set", Actor: "cli", Account: name}
 	var out store.Account
 	err := d.change(ctx, g, func(tx store.Tx) ([]netip.Prefix, error) {
@@ -141,7 +142,7 @@ func (d *Daemon) UpdateAccount(ctx context.Context, name string, req UpdateAccou
 	})
 	if err != nil {
 		d.refused(rec, err)
-		return AccountInfo{}, err
+		return localapi.AccountInfo{}, err
 	}
 	d.log.Info("account updated", "account", name, "changes", rec.Detail)
 	return accountInfo(out), nil
@@ -205,4 +206,11 @@ func (d *Daemon) accountPrefixes(tx store.Tx, name string) ([]netip.Prefix, erro
 		}
 	}
 	return out, nil
+}
+
+// accountInfo is a as the LocalAPI shows it.
+func accountInfo(a store.Account) localapi.AccountInfo {
+	return localapi.AccountInfo{Name: a.Name, Perms: a.Perms, Comment: a.Comment, Enabled: a.Enabled, Created: a.Created,
+		Passcode: a.PasscodeHash != "", Lifetime: a.GrantLifetime, MaxGrants: a.MaxGrants, Extension: a.Extension, MayKeyIP: a.MayKeyIP,
+		Number: a.Number, CallerIDs: append([]string{}, a.CallerIDs...)}
 }

@@ -10,12 +10,9 @@ import (
 	"time"
 
 	"github.com/dialgate/dialgate/ami"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
-
-// ErrAMIDisabled is returned by actions that need the Asterisk Manager
-// Interface when [ami] is not enabled.
-var ErrAMIDisabled = errors.New("the Asterisk Manager Interface is not enabled ([ami] enabled = true in the config)")
 
 // amiLookup is the door's ContactLookup over AMI.
 type amiLookup struct {
@@ -449,7 +446,7 @@ func (d *Daemon) endRegistration(ctx context.Context, lookup ContactLookup, ext 
 func (d *Daemon) ReloadDialplan(ctx context.Context) error {
 	c := d.ami.Load()
 	if c == nil {
-		return ErrAMIDisabled
+		return localapi.ErrAMIDisabled
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -13,6 +13,7 @@ import (
 	"github.com/dialgate/dialgate/ami/amitest"
 	"github.com/dialgate/dialgate/firewall/fwfake"
 	"github.com/dialgate/dialgate/firewall/fwtest"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 func failure(addr string, kind string) ami.SecurityEvent {
@@ -59,7 +60,7 @@ func TestBlockAfterFailures(t *testing.T) {
 	if bs := g.list(time.Now()); len(bs) != 1 || bs[0].Addr != stranger || bs[0].Left < 59*time.Minute {
 		t.Errorf("blocked list: %+v", bs)
 	}
-	recs, _ := wt.d.Audit(AuditFilter{Action: "block"})
+	recs, _ := wt.d.Audit(localapi.AuditFilter{Action: "block"})
 	if len(recs) != 1 || recs[0].Subject != stranger.String() || !strings.Contains(recs[0].Detail, "3 failed authentications") {
 		t.Errorf("audit: %+v", recs)
 	}
@@ -88,7 +89,7 @@ func TestBlockAfterFailures(t *testing.T) {
 	if !fw.Admits(stranger, "tcp", 22) || len(g.list(time.Now())) != 0 {
 		t.Errorf("grant did not release the block: %+v", g.list(time.Now()))
 	}
-	if recs, _ := wt.d.Audit(AuditFilter{Action: "unblock"}); len(recs) != 1 || !strings.Contains(recs[0].Detail, "now admitted by") {
+	if recs, _ := wt.d.Audit(localapi.AuditFilter{Action: "unblock"}); len(recs) != 1 || !strings.Contains(recs[0].Detail, "now admitted by") {
 		t.Errorf("unblock audit: %+v", recs)
 	}
 }
@@ -118,7 +119,7 @@ func TestBlockWindowOffAndParallel(t *testing.T) {
 		go func() { defer wg.Done(); g.onEvent(ctx, failure("192.0.2.60", "InvalidPassword")) }()
 	}
 	wg.Wait()
-	if recs, _ := wt.d.Audit(AuditFilter{Action: "block"}); len(recs) != 1 {
+	if recs, _ := wt.d.Audit(localapi.AuditFilter{Action: "block"}); len(recs) != 1 {
 		t.Errorf("50 parallel failures: %d block records, want 1", len(recs))
 	}
 

@@ -11,15 +11,16 @@ import (
 	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/firewall"
 	"github.com/dialgate/dialgate/firewall/fwfake"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
-func bulkImport(n, from int) ImportRequest {
-	ia := ImportAccount{Name: "bulk", Perms: []int{8}}
+func bulkImport(n, from int) localapi.ImportRequest {
+	ia := localapi.ImportAccount{Name: "bulk", Perms: []int{8}}
 	for i := from; i < from+n; i++ {
-		ia.Entries = append(ia.Entries, ImportEntry{Kind: store.KindIP, Value: fmt.Sprintf("11.%d.%d.%d", i>>16&255, i>>8&255, i&255)})
+		ia.Entries = append(ia.Entries, localapi.ImportEntry{Kind: store.KindIP, Value: fmt.Sprintf("11.%d.%d.%d", i>>16&255, i>>8&255, i&255)})
 	}
-	return ImportRequest{Source: "test", Accounts: []ImportAccount{ia}}
+	return localapi.ImportRequest{Source: "test", Accounts: []localapi.ImportAccount{ia}}
 }
 
 // BenchmarkImportDaemon times the daemon's side of importing 10 000
@@ -58,7 +59,7 @@ func BenchmarkAllowDeny(b *testing.B) {
 				// the lockout guard runs too.
 				g := Guard{SSH: netip.MustParseAddrPort("11.0.0.5:22")}
 				for b.Loop() {
-					if _, err := wt.d.AddEntry(ctx, AddEntryRequest{Account: "bulk", Kind: store.KindIP, Value: "192.0.2.77"}); err != nil {
+					if _, err := wt.d.AddEntry(ctx, localapi.AddEntryRequest{Account: "bulk", Kind: store.KindIP, Value: "192.0.2.77"}); err != nil {
 						b.Fatal(err)
 					}
 					if _, err := wt.d.DeleteEntry(ctx, "192.0.2.77", g); err != nil {
@@ -83,9 +84,9 @@ func TestImportFromFile(t *testing.T) {
 	fw := wt.fw.(*fwfake.Backend)
 	// An entry line for an account neither existing nor defined: refused,
 	// nothing added.
-	req := ImportRequest{Source: "file", Accounts: []ImportAccount{
-		{Name: "alice", MustExist: true, Entries: []ImportEntry{{Kind: store.KindIP, Value: "192.0.2.10"}}},
-		{Name: "ghost", MustExist: true, Entries: []ImportEntry{{Kind: store.KindIP, Value: "192.0.2.11"}}},
+	req := localapi.ImportRequest{Source: "file", Accounts: []localapi.ImportAccount{
+		{Name: "alice", MustExist: true, Entries: []localapi.ImportEntry{{Kind: store.KindIP, Value: "192.0.2.10"}}},
+		{Name: "ghost", MustExist: true, Entries: []localapi.ImportEntry{{Kind: store.KindIP, Value: "192.0.2.11"}}},
 	}}
 	if _, err := wt.d.Import(ctx, req); !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), `account "ghost"`) {
 		t.Fatalf("import with an unknown account: %v", err)
@@ -95,7 +96,7 @@ func TestImportFromFile(t *testing.T) {
 	}
 	// Force and refresh go through; perms wider than the account's need
 	// force; refresh is for names only.
-	req = ImportRequest{Source: "file", Accounts: []ImportAccount{{Name: "alice", MustExist: true, Entries: []ImportEntry{
+	req = localapi.ImportRequest{Source: "file", Accounts: []localapi.ImportAccount{{Name: "alice", MustExist: true, Entries: []localapi.ImportEntry{
 		{Kind: store.KindCIDR, Value: "10.0.0.0/7", Force: true},
 		{Kind: store.KindIP, Value: "192.0.2.10", Perms: []int{1}, Force: true},
 		{Kind: store.KindFQDN, Value: "h.dyndns.example", RefreshSeconds: 90},
@@ -107,12 +108,12 @@ func TestImportFromFile(t *testing.T) {
 	if !fw.Admits(netip.MustParseAddr("192.0.2.10"), "udp", 5060) {
 		t.Error("forced entry perms not in the kernel")
 	}
-	for _, ie := range []ImportEntry{
+	for _, ie := range []localapi.ImportEntry{
 		{Kind: store.KindIP, Value: "192.0.2.12", Perms: []int{1}},
 		{Kind: store.KindCIDR, Value: "10.0.0.0/7"},
 		{Kind: store.KindIP, Value: "192.0.2.13", RefreshSeconds: 60},
 	} {
-		_, err := wt.d.Import(ctx, ImportRequest{Source: "file", Accounts: []ImportAccount{{Name: "alice", MustExist: true, Entries: []ImportEntry{ie}}}})
+		_, err := wt.d.Import(ctx, localapi.ImportRequest{Source: "file", Accounts: []localapi.ImportAccount{{Name: "alice", MustExist: true, Entries: []localapi.ImportEntry{ie}}}})
 		if err == nil {
 			t.Errorf("%+v accepted", ie)
 		}
@@ -123,40 +124,40 @@ func TestUpdateEntry(t *testing.T) {
 	ctx := context.Background()
 	wt := newWDTest(t, "fake")
 	fw := wt.fw.(*fwfake.Backend)
-	if _, err := wt.d.UpdateAccount(ctx, "alice", UpdateAccountRequest{Perms: ptr("1,8")}, Guard{}); err != nil {
+	if _, err := wt.d.UpdateAccount(ctx, "alice", localapi.UpdateAccountRequest{Perms: ptr("1,8")}, Guard{}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := wt.d.AddEntry(ctx, AddEntryRequest{Account: "alice", Kind: store.KindIP, Value: "192.0.2.20"})
+	e, err := wt.d.AddEntry(ctx, localapi.AddEntryRequest{Account: "alice", Kind: store.KindIP, Value: "192.0.2.20"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ip := netip.MustParseAddr("192.0.2.20")
-	if _, err := wt.d.UpdateEntry(ctx, e.ID, UpdateEntryRequest{Perms: ptr("1")}, Guard{}); err != nil {
+	if _, err := wt.d.UpdateEntry(ctx, e.ID, localapi.UpdateEntryRequest{Perms: ptr("1")}, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	if fw.Admits(ip, "tcp", 22) || !fw.Admits(ip, "udp", 5060) {
 		t.Error("kernel did not follow the narrower perms")
 	}
-	if _, err := wt.d.UpdateEntry(ctx, e.ID, UpdateEntryRequest{Perms: ptr("2")}, Guard{}); !errors.Is(err, auth.ErrNeedsForce) {
+	if _, err := wt.d.UpdateEntry(ctx, e.ID, localapi.UpdateEntryRequest{Perms: ptr("2")}, Guard{}); !errors.Is(err, auth.ErrNeedsForce) {
 		t.Errorf("perms wider than the account's: %v", err)
 	}
 	// From an SSH session at 192.0.2.20: narrowing its own entry away
 	// from SSH is refused by the guard.
-	if _, err := wt.d.UpdateEntry(ctx, e.ID, UpdateEntryRequest{Perms: ptr("")}, Guard{}); err != nil {
+	if _, err := wt.d.UpdateEntry(ctx, e.ID, localapi.UpdateEntryRequest{Perms: ptr("")}, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	g := Guard{SSH: netip.AddrPortFrom(ip, 22)}
-	if _, err := wt.d.UpdateEntry(ctx, e.ID, UpdateEntryRequest{Perms: ptr("1")}, g); !errors.Is(err, firewall.ErrLockout) {
+	if _, err := wt.d.UpdateEntry(ctx, e.ID, localapi.UpdateEntryRequest{Perms: ptr("1")}, g); !errors.Is(err, firewall.ErrLockout) {
 		t.Errorf("narrowing the SSH session's entry: %v", err)
 	}
 	if !fw.Admits(ip, "tcp", 22) {
 		t.Error("refused change reached the kernel")
 	}
-	got, err := wt.d.UpdateEntry(ctx, e.ID, UpdateEntryRequest{Comment: ptr("hotel")}, g)
+	got, err := wt.d.UpdateEntry(ctx, e.ID, localapi.UpdateEntryRequest{Comment: ptr("hotel")}, g)
 	if err != nil || got.ID != e.ID || got.Comment != "hotel" {
 		t.Errorf("comment change: %+v %v", got, err)
 	}
-	recs, _ := wt.d.Audit(AuditFilter{Action: "entry.set"})
+	recs, _ := wt.d.Audit(localapi.AuditFilter{Action: "entry.set"})
 	if len(recs) != 5 {
 		t.Errorf("audit records for entry.set: %d, want 5 (3 ok, 2 refused)", len(recs))
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/door"
 	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -271,7 +272,7 @@ func (d *Daemon) audit(r store.AuditRecord) {
 }
 
 // AddAccount creates an account.
-func (d *Daemon) AddAccount(ctx context.Context, req AddAccountRequest) (AccountInfo, error) {
+func (d *Daemon) AddAccount(ctx context.Context, req localapi.AddAccountRequest) (localapi.AccountInfo, error) {
 	rec := store.AuditRecord{Action: "account.add", Actor: "cli", Account: req.Name}
 	a, err := func() (store.Account, error) {
 		if err := auth.ValidateAccountName(req.Name); err != nil {
@@ -295,7 +296,7 @@ func (d *Daemon) AddAccount(ctx context.Context, req AddAccountRequest) (Account
 	}()
 	if err != nil {
 		d.refused(rec, err)
-		return AccountInfo{}, err
+		return localapi.AccountInfo{}, err
 	}
 	d.log.Info("account added", "account", a.Name, "perms", a.Perms.String())
 	return accountInfo(a), nil
@@ -308,9 +309,9 @@ func (d *Daemon) refused(rec store.AuditRecord, err error) {
 }
 
 // DeleteAccount removes an account with its entries and grants.
-func (d *Daemon) DeleteAccount(ctx context.Context, name string, g Guard) (DeleteResult, error) {
+func (d *Daemon) DeleteAccount(ctx context.Context, name string, g Guard) (localapi.DeleteResult, error) {
 	rec := store.AuditRecord{Action: "account.del", Actor: "cli", Account: name}
-	var res DeleteResult
+	var res localapi.DeleteResult
 	err := d.change(ctx, g, func(tx store.Tx) ([]netip.Prefix, error) {
 		entries, grants, err := tx.DeleteAccount(name)
 		if err != nil {
@@ -346,31 +347,31 @@ func (d *Daemon) DeleteAccount(ctx context.Context, name string, g Guard) (Delet
 // AddEntry whitelists an address, network or FQDN for an account. An
 // FQDN is resolved first, outside the transaction, so a slow name server
 // never holds the store.
-func (d *Daemon) AddEntry(ctx context.Context, req AddEntryRequest) (EntryInfo, error) {
+func (d *Daemon) AddEntry(ctx context.Context, req localapi.AddEntryRequest) (localapi.EntryInfo, error) {
 	rec := store.AuditRecord{Action: "entry.add", Actor: "cli", Account: req.Account, Subject: req.Value}
-	info, err := func() (EntryInfo, error) {
+	info, err := func() (localapi.EntryInfo, error) {
 		value, err := auth.ParseEntry(req.Kind, req.Value, req.Force)
 		if err != nil {
-			return EntryInfo{}, err
+			return localapi.EntryInfo{}, err
 		}
 		rec.Subject = value
 		var perms store.PermSet
 		if req.Perms != "" {
 			if perms, err = auth.ParsePerms(req.Perms); err != nil {
-				return EntryInfo{}, err
+				return localapi.EntryInfo{}, err
 			}
 		}
 		if err := auth.ValidateComment(req.Comment); err != nil {
-			return EntryInfo{}, err
+			return localapi.EntryInfo{}, err
 		}
 		if req.Refresh != 0 && (req.Kind != store.KindFQDN || req.Refresh < time.Second) {
-			return EntryInfo{}, fmt.Errorf("%w: refresh %v: only for fqdn entries, at least 1s", auth.ErrInvalid, req.Refresh)
+			return localapi.EntryInfo{}, fmt.Errorf("%w: refresh %v: only for fqdn entries, at least 1s", auth.ErrInvalid, req.Refresh)
 		}
 		var fq store.FQDNRecord
 		if req.Kind == store.KindFQDN {
 			fq = d.resolve(ctx, value, store.FQDNRecord{Name: value}, req.Force)
 		}
-		var info EntryInfo
+		var info localapi.EntryInfo
 		err = d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
 			acct, err := tx.Account(req.Account)
 			if err != nil {
@@ -405,7 +406,7 @@ func (d *Daemon) AddEntry(ctx context.Context, req AddEntryRequest) (EntryInfo, 
 	}()
 	if err != nil {
 		d.refused(rec, err)
-		return EntryInfo{}, err
+		return localapi.EntryInfo{}, err
 	}
 	d.log.Info("entry added", "id", info.ID, "account", info.Account, "kind", info.Kind, "value", info.Value, "perms", info.Perms.String())
 	return info, nil
@@ -413,9 +414,9 @@ func (d *Daemon) AddEntry(ctx context.Context, req AddEntryRequest) (EntryInfo, 
 
 // DeleteEntry removes an entry by ID ("e12") or every entry with the
 // given value.
-func (d *Daemon) DeleteEntry(ctx context.Context, idOrValue string, g Guard) (DeleteResult, error) {
+func (d *Daemon) DeleteEntry(ctx context.Context, idOrValue string, g Guard) (localapi.DeleteResult, error) {
 	rec := store.AuditRecord{Action: "entry.del", Actor: "cli", Subject: idOrValue}
-	var res DeleteResult
+	var res localapi.DeleteResult
 	err := d.change(ctx, g, func(tx store.Tx) ([]netip.Prefix, error) {
 		var victims []store.Entry
 		if e, err := tx.Entry(idOrValue); err == nil {
@@ -497,9 +498,6 @@ func (d *Daemon) Reload(ctx context.Context, g Guard) error {
 	return d.ReloadConfirm(ctx, g, 0)
 }
 
-// ErrNothingToConfirm is returned by Confirm when no reload waits.
-var ErrNothingToConfirm = errors.New("no reload is waiting for confirmation")
-
 // ReloadConfirm is Reload with a safety net, like iptables-apply: with
 // confirm > 0 the new rules are applied and rolled back to the running
 // configuration unless Confirm is called within confirm. It is for
@@ -557,7 +555,7 @@ func (d *Daemon) Confirm() error {
 	}
 	d.mu.Unlock()
 	if p == nil {
-		return ErrNothingToConfirm
+		return localapi.ErrNothingToConfirm
 	}
 	d.audit(store.AuditRecord{Action: "reload.confirm", Actor: "cli", Result: "ok"})
 	d.log.Info("reload confirmed")
@@ -587,10 +585,6 @@ func (d *Daemon) rollback() {
 	}
 	d.audit(rec)
 }
-
-// ErrNeedsRestart wraps a reload's report of settings that only a restart
-// applies; everything else was applied.
-var ErrNeedsRestart = errors.New("reload applied, except settings that take a restart")
 
 func (d *Daemon) reload(ctx context.Context, g Guard) error {
 	var cfg *Config
@@ -637,7 +631,7 @@ func (d *Daemon) reload(ctx context.Context, g Guard) error {
 	}
 	if len(restart) > 0 {
 		d.log.Warn("reload: these settings take a restart (systemctl restart dialgate)", "settings", restart)
-		errs = append(errs, fmt.Errorf("%w: %s; restart the daemon (systemctl restart dialgate)", ErrNeedsRestart, strings.Join(restart, ", ")))
+		errs = append(errs, fmt.Errorf("%w: %s; restart the daemon (systemctl restart dialgate)", localapi.ErrNeedsRestart, strings.Join(restart, ", ")))
 	}
 	// Names are re-resolved afterwards, in the background: a dead name
 	// server must not hold up a reload.
@@ -697,28 +691,16 @@ func (d *Daemon) purgeExpired() error {
 	})
 }
 
-// Status reads the kernel and the store.
-func (d *Daemon) Status(ctx context.Context) (StatusInfo, error) {
-	fw, err := d.fw.Status(ctx)
-	if err != nil {
-		return StatusInfo{}, err
-	}
-	st := StatusInfo{Firewall: fw, DB: d.db.Path(), Time: d.now(), Warnings: d.config().Warnings}
-	d.fillStatus(&st)
-	st.Drops = d.dropSummary(ctx)
-	return st, d.fillListing(&st)
-}
-
 // Accounts lists the accounts with their entry and grant counts from the
 // database alone: a listing never waits for the kernel.
-func (d *Daemon) Accounts() ([]AccountInfo, error) {
-	st := StatusInfo{Time: d.now()}
+func (d *Daemon) Accounts() ([]localapi.AccountInfo, error) {
+	st := localapi.StatusInfo{Time: d.now()}
 	err := d.fillListing(&st)
 	return st.Accounts, err
 }
 
 // fillListing adds the accounts, entries and live grants to st.
-func (d *Daemon) fillListing(st *StatusInfo) error {
+func (d *Daemon) fillListing(st *localapi.StatusInfo) error {
 	return d.db.View(func(tx store.Tx) error {
 		accounts, err := tx.Accounts()
 		if err != nil {
@@ -735,8 +717,8 @@ func (d *Daemon) fillListing(st *StatusInfo) error {
 		// Accounts by name, with the index of their AccountInfo for the
 		// entry and grant counts.
 		acct := make(map[string]store.Account, len(accounts))
-		byName := make(map[string]*AccountInfo, len(accounts))
-		st.Accounts = make([]AccountInfo, len(accounts))
+		byName := make(map[string]*localapi.AccountInfo, len(accounts))
+		st.Accounts = make([]localapi.AccountInfo, len(accounts))
 		for i, a := range accounts {
 			st.Accounts[i] = accountInfo(a)
 			acct[a.Name], byName[a.Name] = a, &st.Accounts[i]
@@ -764,18 +746,18 @@ func (d *Daemon) fillListing(st *StatusInfo) error {
 	})
 }
 
-func entryInfo(e store.Entry, a store.Account, fq store.FQDNRecord) EntryInfo {
-	return EntryInfo{
+func entryInfo(e store.Entry, a store.Account, fq store.FQDNRecord) localapi.EntryInfo {
+	return localapi.EntryInfo{
 		ID: e.ID, Account: e.Account, Kind: e.Kind, Value: e.Value,
 		Perms: effectivePerms(e, a), Inherited: e.Perms.IsEmpty(), Comment: e.Comment,
 		Force: e.Force, Created: e.Created, Addrs: fq.Addrs, Error: fq.LastError,
 	}
 }
 
-func grantInfo(g store.Grant, now time.Time) GrantInfo {
+func grantInfo(g store.Grant, now time.Time) localapi.GrantInfo {
 	left := g.Expires.Sub(now)
 	if left < 0 {
 		left = 0
 	}
-	return GrantInfo{ID: g.ID, Account: g.Account, IP: g.IP, Perms: g.Perms, Expires: g.Expires, Left: left.Round(time.Second), Source: g.Source}
+	return localapi.GrantInfo{ID: g.ID, Account: g.Account, IP: g.IP, Perms: g.Perms, Expires: g.Expires, Left: left.Round(time.Second), Source: g.Source}
 }

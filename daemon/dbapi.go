@@ -1,17 +1,14 @@
 package daemon
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -61,7 +58,7 @@ func (d *Daemon) serveBackup(w http.ResponseWriter, r *http.Request) {
 	f, n, err := d.snapshot()
 	if err != nil {
 		d.log.Error("localapi", "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", err)
+		localapi.WriteError(w, localapi.CodeInternal, err)
 		return
 	}
 	defer f.Close()
@@ -72,44 +69,4 @@ func (d *Daemon) serveBackup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.log.Info("database backup sent", "db", d.db.Path(), "bytes", n)
-}
-
-// Backup streams a consistent copy of the database the daemon holds to w
-// and returns its size. The CLI writes it with store.SaveBackup, which
-// checks it before it replaces anything.
-func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://dialgate/v1/db/backup", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return 0, fmt.Errorf("%w (nothing answers on %s)", ErrNotRunning, c.socket)
-		}
-		return 0, fmt.Errorf("localapi: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var eb errorBody
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
-			eb.Error = fmt.Sprintf("daemon answered %s", resp.Status)
-		}
-		return 0, &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error}
-	}
-	n, err := io.Copy(w, resp.Body)
-	if err != nil {
-		return n, fmt.Errorf("localapi: backup: %w", err)
-	}
-	if resp.ContentLength >= 0 && n != resp.ContentLength {
-		return n, fmt.Errorf("localapi: backup: got %d of %d bytes", n, resp.ContentLength)
-	}
-	return n, nil
-}
-
-// CheckDB asks the daemon to check the database it holds.
-func (c *Client) CheckDB(ctx context.Context) (r store.CheckReport, err error) {
-	return r, c.do(ctx, http.MethodPost, "/v1/db/check", nil, &r)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dialgate/dialgate/firewall/fwfake"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -98,14 +99,14 @@ func TestServeAndRestoreNeverCreate(t *testing.T) {
 func TestRefusedHugeValueAuditedOnce(t *testing.T) {
 	d, _ := newStoreTest(t, nil)
 	ctx := context.Background()
-	if _, err := d.AddAccount(ctx, AddAccountRequest{Name: "bob", Perms: "8"}); err != nil {
+	if _, err := d.AddAccount(ctx, localapi.AddAccountRequest{Name: "bob", Perms: "8"}); err != nil {
 		t.Fatal(err)
 	}
 	huge := strings.Repeat("7", 10_000)
-	if _, err := d.AddEntry(ctx, AddEntryRequest{Account: "bob", Kind: store.KindIP, Value: huge}); err == nil {
+	if _, err := d.AddEntry(ctx, localapi.AddEntryRequest{Account: "bob", Kind: store.KindIP, Value: huge}); err == nil {
 		t.Fatal("a 10 000-character address was accepted")
 	}
-	recs, err := d.Audit(AuditFilter{Result: "refused"})
+	recs, err := d.Audit(localapi.AuditFilter{Result: "refused"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestAuditRetention(t *testing.T) {
 	if err := d.purgeExpired(); err != nil {
 		t.Fatal(err)
 	}
-	recs, err := d.Audit(AuditFilter{})
+	recs, err := d.Audit(localapi.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestAuditRetention(t *testing.T) {
 	if err := d.purgeExpired(); err != nil {
 		t.Fatal(err)
 	}
-	if recs, _ = d.Audit(AuditFilter{}); len(recs) != 50 || recs[0].Action != "new100" {
+	if recs, _ = d.Audit(localapi.AuditFilter{}); len(recs) != 50 || recs[0].Action != "new100" {
 		t.Fatalf("%d records after the age purge, first %q", len(recs), recs[0].Action)
 	}
 }

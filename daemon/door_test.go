@@ -17,6 +17,7 @@ import (
 	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/door"
 	"github.com/dialgate/dialgate/firewall/fwfake"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -64,7 +65,7 @@ func newDoorTest(t *testing.T) *doorTest {
 func (dt *doorTest) account(name, perms, passcode string) string {
 	dt.t.Helper()
 	ctx := context.Background()
-	if _, err := dt.d.AddAccount(ctx, AddAccountRequest{Name: name, Perms: perms}); err != nil {
+	if _, err := dt.d.AddAccount(ctx, localapi.AddAccountRequest{Name: name, Perms: perms}); err != nil {
 		dt.t.Fatal(err)
 	}
 	res, err := dt.d.SetPasscode(ctx, name, passcode)
@@ -182,11 +183,11 @@ func TestAccountNumbers(t *testing.T) {
 	if n := dt.account("alice", "1", "11112222"); n != "101000" {
 		t.Errorf("alice: %q", n)
 	}
-	if _, err := dt.d.AddAccount(ctx, AddAccountRequest{Name: "bob", Perms: "1"}); err != nil {
+	if _, err := dt.d.AddAccount(ctx, localapi.AddAccountRequest{Name: "bob", Perms: "1"}); err != nil {
 		t.Fatal(err)
 	}
 	num := "102000"
-	if _, err := dt.d.UpdateAccount(ctx, "bob", UpdateAccountRequest{Number: &num}, Guard{}); err != nil {
+	if _, err := dt.d.UpdateAccount(ctx, "bob", localapi.UpdateAccountRequest{Number: &num}, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := dt.account("carol", "1", "33334444"); n != "103000" {
@@ -197,25 +198,25 @@ func TestAccountNumbers(t *testing.T) {
 		t.Errorf("passcode change: %v %v", res, err)
 	}
 	taken := "101000"
-	if _, err := dt.d.UpdateAccount(ctx, "bob", UpdateAccountRequest{Number: &taken}, Guard{}); !errors.Is(err, store.ErrExists) {
+	if _, err := dt.d.UpdateAccount(ctx, "bob", localapi.UpdateAccountRequest{Number: &taken}, Guard{}); !errors.Is(err, store.ErrExists) {
 		t.Errorf("taken number: %v", err)
 	}
 	// Taking another's caller ID is refused, naming it.
 	ids := []string{"+1 555 000 1111"}
-	if _, err := dt.d.UpdateAccount(ctx, "alice", UpdateAccountRequest{CallerIDs: &ids}, Guard{}); err != nil {
+	if _, err := dt.d.UpdateAccount(ctx, "alice", localapi.UpdateAccountRequest{CallerIDs: &ids}, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	ids = []string{"+15550001111"}
-	if _, err := dt.d.UpdateAccount(ctx, "bob", UpdateAccountRequest{CallerIDs: &ids}, Guard{}); !errors.Is(err, store.ErrExists) {
+	if _, err := dt.d.UpdateAccount(ctx, "bob", localapi.UpdateAccountRequest{CallerIDs: &ids}, Guard{}); !errors.Is(err, store.ErrExists) {
 		t.Errorf("taken caller ID: %v", err)
 	}
 	for _, bad := range [][]string{{"unknown"}, {"555", "555"}, {"12a"}} {
-		if _, err := dt.d.UpdateAccount(ctx, "bob", UpdateAccountRequest{CallerIDs: &bad}, Guard{}); !errors.Is(err, auth.ErrInvalid) {
+		if _, err := dt.d.UpdateAccount(ctx, "bob", localapi.UpdateAccountRequest{CallerIDs: &bad}, Guard{}); !errors.Is(err, auth.ErrInvalid) {
 			t.Errorf("caller IDs %q: %v", bad, err)
 		}
 	}
 	bad := "012"
-	if _, err := dt.d.UpdateAccount(ctx, "bob", UpdateAccountRequest{Number: &bad}, Guard{}); !errors.Is(err, auth.ErrInvalid) {
+	if _, err := dt.d.UpdateAccount(ctx, "bob", localapi.UpdateAccountRequest{Number: &bad}, Guard{}); !errors.Is(err, auth.ErrInvalid) {
 		t.Errorf("number 012: %v", err)
 	}
 	// An account from before numbers (a passcode, no number) gets one at
@@ -234,7 +235,7 @@ func TestAccountNumbers(t *testing.T) {
 	if old.Number != "104000" {
 		t.Errorf("old account got number %q, want 104000", old.Number)
 	}
-	rs, _ := dt.d.Audit(AuditFilter{Action: "account.number"})
+	rs, _ := dt.d.Audit(localapi.AuditFilter{Action: "account.number"})
 	if len(rs) != 1 || rs[0].Account != "old" {
 		t.Errorf("audit: %+v", rs)
 	}
@@ -279,15 +280,15 @@ func TestLockoutsListAndClear(t *testing.T) {
 		t.Errorf("after clear --all: %s", got)
 	}
 	// Every refusal and the clears are in the audit, filterable.
-	rs, _ := dt.d.Audit(AuditFilter{Account: "alice", Action: "door", Result: "locked"})
+	rs, _ := dt.d.Audit(localapi.AuditFilter{Account: "alice", Action: "door", Result: "locked"})
 	if len(rs) < 2 {
 		t.Errorf("locked door records for alice: %d", len(rs))
 	}
-	rs, _ = dt.d.Audit(AuditFilter{Action: "lockout."})
+	rs, _ = dt.d.Audit(localapi.AuditFilter{Action: "lockout."})
 	if len(rs) != 3 || rs[0].Result != "refused" {
 		t.Errorf("lockout.* records (one refused, two clears): %+v", rs)
 	}
-	rs, _ = dt.d.Audit(AuditFilter{Account: "alice", Limit: 1})
+	rs, _ = dt.d.Audit(localapi.AuditFilter{Account: "alice", Limit: 1})
 	if len(rs) != 1 {
 		t.Errorf("limit 1: %d records", len(rs))
 	}

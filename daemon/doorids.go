@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -111,22 +112,14 @@ func parseCallerIDs(in []string) ([]string, error) {
 	return out, nil
 }
 
-// LockoutInfo is one lockout record as `dialgate lockouts list` shows it.
-type LockoutInfo struct {
-	Key         string    `json:"key"`
-	Failures    int       `json:"failures"` // within the failure window
-	LockedUntil time.Time `json:"locked_until,omitzero"`
-	Locked      bool      `json:"locked"`
-}
-
 // Lockouts lists the lockout keys that lock or hold failures now.
-func (d *Daemon) Lockouts() ([]LockoutInfo, error) {
-	out := []LockoutInfo{}
+func (d *Daemon) Lockouts() ([]localapi.LockoutInfo, error) {
+	out := []localapi.LockoutInfo{}
 	now, window := d.now(), d.config().Door.FailureWindow.Duration
 	err := d.db.View(func(tx store.Tx) error {
 		ls, err := tx.Lockouts()
 		for _, l := range ls {
-			info := LockoutInfo{Key: l.Key, LockedUntil: l.LockedUntil, Locked: l.LockedUntil.After(now)}
+			info := localapi.LockoutInfo{Key: l.Key, LockedUntil: l.LockedUntil, Locked: l.LockedUntil.After(now)}
 			for _, f := range l.Failures {
 				if now.Sub(f) < window {
 					info.Failures++
@@ -185,16 +178,8 @@ func (d *Daemon) ClearLockouts(ctx context.Context, what string, all bool) ([]st
 	return cleared, nil
 }
 
-// AuditFilter selects audit records.
-type AuditFilter struct {
-	Since   time.Time
-	Limit   int    // newest Limit records; 0: all
-	Account string // exact account name
-	Action  string // exact action, or a prefix ending in '.' ("grant.")
-	Result  string // exact result
-}
-
-func (f AuditFilter) match(r store.AuditRecord) bool {
+// auditMatch reports whether f selects r.
+func auditMatch(f localapi.AuditFilter, r store.AuditRecord) bool {
 	switch {
 	case f.Account != "" && r.Account != f.Account:
 		return false
@@ -208,7 +193,7 @@ func (f AuditFilter) match(r store.AuditRecord) bool {
 
 // Audit returns the matching records, oldest first, the newest Limit of
 // them when Limit > 0.
-func (d *Daemon) Audit(f AuditFilter) ([]store.AuditRecord, error) {
+func (d *Daemon) Audit(f localapi.AuditFilter) ([]store.AuditRecord, error) {
 	out := []store.AuditRecord{}
 	err := d.db.View(func(tx store.Tx) error {
 		limit := f.Limit
@@ -217,7 +202,7 @@ func (d *Daemon) Audit(f AuditFilter) ([]store.AuditRecord, error) {
 		}
 		rs, err := tx.AuditLog(f.Since, limit)
 		for _, r := range rs {
-			if f.match(r) {
+			if auditMatch(f, r) {
 				out = append(out, r)
 			}
 		}

@@ -2,44 +2,26 @@ package daemon
 
 import (
 	"context"
-	"fmt"
-	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/localapi"
 )
-
-// DropsInfo is GET /v1/drops: who the firewall's final drop hit, read
-// from the kernel's drop accounting sets (see firewall.Drop).
-type DropsInfo struct {
-	// Drops are the selected sources, most packets first, cut to the
-	// limit asked for.
-	Drops []firewall.Drop `json:"drops"`
-	// Matched counts the drops the filter selected before the limit;
-	// Summary totals them.
-	Matched int                  `json:"matched"`
-	Summary firewall.DropSummary `json:"summary"`
-	// Window is how long the kernel remembers a source after its last
-	// drop.
-	Window time.Duration `json:"window"`
-}
 
 // Drops reads the kernel's drop accounting and names each drop's service
 // from the configuration. f.Limit cuts the list, not the summary.
-func (d *Daemon) Drops(ctx context.Context, f firewall.DropFilter) (DropsInfo, error) {
+func (d *Daemon) Drops(ctx context.Context, f firewall.DropFilter) (localapi.DropsInfo, error) {
 	ds, err := d.fw.Drops(ctx)
 	if err != nil {
-		return DropsInfo{}, err
+		return localapi.DropsInfo{}, err
 	}
 	NameDrops(d.config().FirewallRules(), ds)
 	limit := f.Limit
 	f.Limit, f.Now = 0, d.now()
 	sel := firewall.FilterDrops(ds, f)
-	info := DropsInfo{Matched: len(sel), Summary: firewall.SummarizeDrops(sel), Window: firewall.DropsTimeout}
+	info := localapi.DropsInfo{Matched: len(sel), Summary: firewall.SummarizeDrops(sel), Window: firewall.DropsTimeout}
 	if limit > 0 && len(sel) > limit {
 		sel = sel[:limit]
 	}
@@ -96,40 +78,4 @@ func (s dropStats) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(droppedSourcesDesc, prometheus.GaugeValue, float64(n.Sources), svc)
 		ch <- prometheus.MustNewConstMetric(droppedPacketsDesc, prometheus.GaugeValue, float64(n.Packets), svc)
 	}
-}
-
-// DropFilterQuery encodes f for GET /v1/drops (its clock is the
-// daemon's).
-func DropFilterQuery(f firewall.DropFilter) url.Values {
-	q := url.Values{}
-	if f.Since > 0 {
-		q.Set("since", f.Since.String())
-	}
-	if f.Service != "" {
-		q.Set("service", f.Service)
-	}
-	if f.Limit > 0 {
-		q.Set("limit", strconv.Itoa(f.Limit))
-	}
-	return q
-}
-
-// ParseDropFilter is DropFilterQuery's inverse.
-func ParseDropFilter(q url.Values) (firewall.DropFilter, error) {
-	f := firewall.DropFilter{Service: q.Get("service")}
-	if s := q.Get("since"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			return f, fmt.Errorf("%w: since %q: want a duration such as 15m or 1h", auth.ErrInvalid, s)
-		}
-		f.Since = d
-	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return f, fmt.Errorf("%w: limit %q: want a count", auth.ErrInvalid, s)
-		}
-		f.Limit = n
-	}
-	return f, nil
 }

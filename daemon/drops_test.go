@@ -12,6 +12,7 @@ import (
 
 	"github.com/dialgate/dialgate/firewall"
 	"github.com/dialgate/dialgate/firewall/fwfake"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 func newDropsDaemon(t *testing.T) (*Daemon, *fwfake.Backend) {
@@ -113,12 +114,12 @@ func TestDropsAPI(t *testing.T) {
 
 func TestDropFilterQuery(t *testing.T) {
 	f := firewall.DropFilter{Since: 90 * time.Second, Service: "ssh", Limit: 5}
-	back, err := ParseDropFilter(DropFilterQuery(f))
+	back, err := localapi.ParseDropFilter(localapi.DropFilterQuery(f))
 	if err != nil || back != f {
 		t.Fatalf("round trip %+v -> %+v, %v", f, back, err)
 	}
 	for _, q := range []url.Values{{"since": {"soon"}}, {"since": {"-1h"}}, {"limit": {"x"}}, {"limit": {"-2"}}} {
-		if _, err := ParseDropFilter(q); err == nil {
+		if _, err := localapi.ParseDropFilter(q); err == nil {
 			t.Errorf("%v accepted", q)
 		}
 	}

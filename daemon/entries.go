@@ -9,25 +9,16 @@ import (
 
 	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/entryfile"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
-
-// UpdateEntryRequest changes an entry in place, keeping its ID: nil
-// fields stay as they are. Perms "" (not nil) makes the entry inherit its
-// account's perms again.
-type UpdateEntryRequest struct {
-	Perms          *string `json:"perms,omitempty"`
-	Comment        *string `json:"comment,omitempty"`
-	RefreshSeconds *int64  `json:"refresh_seconds,omitempty"`
-	Force          bool    `json:"force,omitempty"`
-}
 
 // UpdateEntry changes an entry's perms, comment or FQDN refresh interval.
 // A perms change is checked against the account's (unless Force) and by
 // the SSH guard, like a deny.
-func (d *Daemon) UpdateEntry(ctx context.Context, id string, req UpdateEntryRequest, g Guard) (EntryInfo, error) {
+func (d *Daemon) UpdateEntry(ctx context.Context, id string, req localapi.UpdateEntryRequest, g Guard) (localapi.EntryInfo, error) {
 	rec := store.AuditRecord{Action: "entry.set", Actor: "cli", Subject: id}
-	var info EntryInfo
+	var info localapi.EntryInfo
 	err := d.change(ctx, g, func(tx store.Tx) ([]netip.Prefix, error) {
 		e, err := tx.Entry(id)
 		if err != nil {
@@ -91,7 +82,7 @@ func (d *Daemon) UpdateEntry(ctx context.Context, id string, req UpdateEntryRequ
 	})
 	if err != nil {
 		d.refused(rec, err)
-		return EntryInfo{}, err
+		return localapi.EntryInfo{}, err
 	}
 	d.log.Info("entry changed", "id", info.ID, "account", info.Account, "detail", rec.Detail)
 	return info, nil

@@ -12,78 +12,25 @@ import (
 
 	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
-
-// ExplainRequest asks why an address is admitted or dropped: for every
-// service, or for one protocol and port.
-type ExplainRequest struct {
-	Addr  string `json:"addr"`
-	Proto string `json:"proto,omitempty"` // with Port: "tcp" or "udp"
-	Port  uint16 `json:"port,omitempty"`
-}
-
-// Explanation answers "why can (not) this address connect": what admits
-// it, service by service, in the order the firewall decides, and whether
-// the kernel agrees with the database.
-type Explanation struct {
-	Addr string `json:"addr"`
-	// Verdicts has one line per service (or the one asked), in code order.
-	Verdicts []Verdict `json:"verdicts"`
-	// Matches are the entries, grants and ranges that contain the address,
-	// whatever they admit.
-	Matches []Match `json:"matches"`
-	// Notes say what holds for every address: loopback, replies,
-	// ICMP, ports open to everyone, secret SIP domains.
-	Notes []string `json:"notes"`
-	// Kernel says whether the kernel's sets hold the address exactly where
-	// the database says they should; Disagreements lists where not.
-	// Drops are this address's recent packets the final DROP hit, by
-	// service (most packets first), from the kernel's drop accounting.
-	Drops         []firewall.Drop `json:"drops"`
-	KernelChecked bool            `json:"kernel_checked"`
-	KernelAgrees  bool            `json:"kernel_agrees"`
-	Disagreements []string        `json:"disagreements"`
-	Protected     bool            `json:"protected"`
-}
-
-// Verdict is one service's answer.
-type Verdict struct {
-	Code     int      `json:"code"` // 0 for a port outside every service
-	Service  string   `json:"service"`
-	Ports    string   `json:"ports"`
-	Admitted bool     `json:"admitted"`
-	By       []string `json:"by"` // what admits it, or what drops it
-}
-
-// Match is one thing in the database or config that contains the address.
-type Match struct {
-	Kind    string `json:"kind"` // lan, entry, grant, provider
-	ID      string `json:"id,omitempty"`
-	Account string `json:"account,omitempty"`
-	Value   string `json:"value"`                  // the entry's value, the grant's IP, the range
-	Via     string `json:"via,omitempty"`          // an FQDN entry: the address it resolved to
-	Perms   string `json:"perms"`                  // codes it admits ("0" all)
-	Active  bool   `json:"active"`                 // false: its account is disabled, or the grant expired
-	Why     string `json:"why,omitempty"`          // why it is not active
-	LeftSec int64  `json:"left_seconds,omitempty"` // a grant's time left
-}
 
 // Explain tells why addr is admitted or dropped. It reads the database
 // (entries, FQDN records and grants around the address, through the
 // indexes) and the kernel's sets, never changes anything.
-func (d *Daemon) Explain(ctx context.Context, req ExplainRequest) (Explanation, error) {
+func (d *Daemon) Explain(ctx context.Context, req localapi.ExplainRequest) (localapi.Explanation, error) {
 	a, err := netip.ParseAddr(strings.TrimSpace(req.Addr))
 	if err != nil {
-		return Explanation{}, fmt.Errorf("%w: %q is not an IP address", auth.ErrInvalid, req.Addr)
+		return localapi.Explanation{}, fmt.Errorf("%w: %q is not an IP address", auth.ErrInvalid, req.Addr)
 	}
 	a = a.Unmap().WithZone("")
 	if req.Port != 0 && req.Proto != "tcp" && req.Proto != "udp" {
-		return Explanation{}, fmt.Errorf("%w: protocol %q: want tcp or udp", auth.ErrInvalid, req.Proto)
+		return localapi.Explanation{}, fmt.Errorf("%w: protocol %q: want tcp or udp", auth.ErrInvalid, req.Proto)
 	}
 	cfg := d.config().FirewallRules()
 	now := d.now()
-	ex := Explanation{Addr: a.String(), Verdicts: []Verdict{}, Matches: []Match{}, Notes: []string{}, Disagreements: []string{}, Drops: []firewall.Drop{}}
+	ex := localapi.Explanation{Addr: a.String(), Verdicts: []localapi.Verdict{}, Matches: []localapi.Match{}, Notes: []string{}, Disagreements: []string{}, Drops: []firewall.Drop{}}
 	var want firewall.State
 	err = d.db.View(func(tx store.Tx) error {
 		domains, err := sipDomains(tx)
@@ -104,7 +51,7 @@ func (d *Daemon) Explain(ctx context.Context, req ExplainRequest) (Explanation, 
 	ex.Notes = explainNotes(a, cfg)
 	for _, p := range cfg.LAN {
 		if p.Contains(a) {
-			ex.Matches = append([]Match{{Kind: "lan", Value: p.String(), Perms: "0", Active: true}}, ex.Matches...)
+			ex.Matches = append([]localapi.Match{{Kind: "lan", Value: p.String(), Perms: "0", Active: true}}, ex.Matches...)
 		}
 	}
 	ex.Verdicts = verdicts(a, want, ex.Matches, req)
@@ -131,8 +78,8 @@ func (d *Daemon) Explain(ctx context.Context, req ExplainRequest) (Explanation, 
 }
 
 // matchesFor lists every entry, FQDN address and grant that contains a.
-func matchesFor(tx store.Tx, a netip.Addr, now time.Time) ([]Match, error) {
-	var out []Match
+func matchesFor(tx store.Tx, a netip.Addr, now time.Time) ([]localapi.Match, error) {
+	var out []localapi.Match
 	accounts := map[string]*store.Account{}
 	account := func(name string) (*store.Account, error) {
 		if acct, ok := accounts[name]; ok {
@@ -154,7 +101,7 @@ func matchesFor(tx store.Tx, a netip.Addr, now time.Time) ([]Match, error) {
 		if err != nil {
 			return err
 		}
-		m := Match{Kind: "entry", ID: e.ID, Account: e.Account, Value: e.Value, Via: via, Active: true}
+		m := localapi.Match{Kind: "entry", ID: e.ID, Account: e.Account, Value: e.Value, Via: via, Active: true}
 		if e.Provider != "" {
 			m.Kind, m.Why = "provider", "provider "+e.Provider
 		}
@@ -222,7 +169,7 @@ func matchesFor(tx store.Tx, a netip.Addr, now time.Time) ([]Match, error) {
 		if err != nil || !p.Contains(a) {
 			continue
 		}
-		m := Match{Kind: "grant", ID: g.ID, Account: g.Account, Value: g.IP, Perms: g.Perms.String(), Active: true}
+		m := localapi.Match{Kind: "grant", ID: g.ID, Account: g.Account, Value: g.IP, Perms: g.Perms.String(), Active: true}
 		if left := g.Expires.Sub(now); left > 0 {
 			m.LeftSec = int64(left.Round(time.Second) / time.Second)
 		} else {
@@ -263,7 +210,7 @@ func explainNotes(a netip.Addr, cfg firewall.Config) []string {
 
 // verdicts decides each service as the chain does: loopback, LAN, open
 // ports, then the sets.
-func verdicts(a netip.Addr, want firewall.State, matches []Match, req ExplainRequest) []Verdict {
+func verdicts(a netip.Addr, want firewall.State, matches []localapi.Match, req localapi.ExplainRequest) []localapi.Verdict {
 	cfg := want.Config
 	by := func(code int) []string {
 		var out []string
@@ -291,12 +238,12 @@ func verdicts(a netip.Addr, want firewall.State, matches []Match, req ExplainReq
 		return out
 	}
 	loop := a.IsLoopback()
-	one := func(code int, ports []firewall.PortRange, proto string, port uint16) Verdict {
+	one := func(code int, ports []firewall.PortRange, proto string, port uint16) localapi.Verdict {
 		var ps []string
 		for _, p := range ports {
 			ps = append(ps, p.String())
 		}
-		v := Verdict{Code: code, Service: firewall.CodeName(code), Ports: strings.Join(ps, ", "), By: []string{}}
+		v := localapi.Verdict{Code: code, Service: firewall.CodeName(code), Ports: strings.Join(ps, ", "), By: []string{}}
 		switch {
 		case loop:
 			v.By = append(v.By, "loopback")
@@ -334,9 +281,9 @@ func verdicts(a netip.Addr, want firewall.State, matches []Match, req ExplainReq
 				v.By = []string{"no service uses " + req.Proto + "/" + fmt.Sprint(req.Port) + ": only LAN ranges and code 0 entries and grants reach it"}
 			}
 		}
-		return []Verdict{v}
+		return []localapi.Verdict{v}
 	}
-	var out []Verdict
+	var out []localapi.Verdict
 	for code := 1; code < firewall.NumCodes; code++ {
 		out = append(out, one(code, cfg.Services[code], "", 0))
 	}

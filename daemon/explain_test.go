@@ -10,6 +10,7 @@ import (
 	"github.com/dialgate/dialgate/firewall"
 	"github.com/dialgate/dialgate/firewall/fwfake"
 	"github.com/dialgate/dialgate/firewall/fwtest"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -26,11 +27,11 @@ func TestExplainLogic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(d.AddAccount(ctx, AddAccountRequest{Name: "bob", Perms: "1,2"}))
-	must(d.AddEntry(ctx, AddEntryRequest{Account: "bob", Kind: store.KindCIDR, Value: "203.0.113.0/24"}))
-	must(d.AddAccount(ctx, AddAccountRequest{Name: "carol", Perms: "9"}))
-	must(d.AddEntry(ctx, AddEntryRequest{Account: "carol", Kind: store.KindIP, Value: fwtest.ClientV4.String()}))
-	must(d.UpdateAccount(ctx, "carol", UpdateAccountRequest{Enabled: ptr(false)}, Guard{}))
+	must(d.AddAccount(ctx, localapi.AddAccountRequest{Name: "bob", Perms: "1,2"}))
+	must(d.AddEntry(ctx, localapi.AddEntryRequest{Account: "bob", Kind: store.KindCIDR, Value: "203.0.113.0/24"}))
+	must(d.AddAccount(ctx, localapi.AddAccountRequest{Name: "carol", Perms: "9"}))
+	must(d.AddEntry(ctx, localapi.AddEntryRequest{Account: "carol", Kind: store.KindIP, Value: fwtest.ClientV4.String()}))
+	must(d.UpdateAccount(ctx, "carol", localapi.UpdateAccountRequest{Enabled: ptr(false)}, Guard{}))
 	must(d.Grant(ctx, GrantRequest{Account: "alice", IP: fwtest.ClientV4, Source: "test"}))
 	// An FQDN entry whose last-known address is the client.
 	err := d.db.Update(func(tx store.Tx) error {
@@ -44,7 +45,7 @@ func TestExplainLogic(t *testing.T) {
 	}
 	must(nil, d.applyStored(ctx, false))
 
-	ex, err := d.Explain(ctx, ExplainRequest{Addr: fwtest.ClientV4.String()})
+	ex, err := d.Explain(ctx, localapi.ExplainRequest{Addr: fwtest.ClientV4.String()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestExplainLogic(t *testing.T) {
 	// Someone empties the SSH set; no watchdog runs in this test.
 	fw.QuietTamper(true)
 	fw.FlushSet(firewall.CodeSSH)
-	ex, err = d.Explain(ctx, ExplainRequest{Addr: fwtest.ClientV4.String(), Proto: "tcp", Port: 22})
+	ex, err = d.Explain(ctx, localapi.ExplainRequest{Addr: fwtest.ClientV4.String(), Proto: "tcp", Port: 22})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,12 +95,12 @@ func TestExplainLogic(t *testing.T) {
 	}
 	// LAN and loopback.
 	for addr, want := range map[string]string{"10.1.2.3": "LAN range 10.0.0.0/8", "127.0.0.1": "loopback"} {
-		ex, err := d.Explain(ctx, ExplainRequest{Addr: addr, Proto: "tcp", Port: 22})
+		ex, err := d.Explain(ctx, localapi.ExplainRequest{Addr: addr, Proto: "tcp", Port: 22})
 		if err != nil || !ex.Verdicts[0].Admitted || ex.Verdicts[0].By[0] != want {
 			t.Errorf("%s: %+v %v", addr, ex.Verdicts, err)
 		}
 	}
-	for _, bad := range []ExplainRequest{{Addr: "nope"}, {Addr: "192.0.2.1", Proto: "icmp", Port: 1}} {
+	for _, bad := range []localapi.ExplainRequest{{Addr: "nope"}, {Addr: "192.0.2.1", Proto: "icmp", Port: 1}} {
 		if _, err := d.Explain(ctx, bad); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}

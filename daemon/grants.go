@@ -9,6 +9,7 @@ import (
 
 	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/door"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -127,9 +128,9 @@ func (d *Daemon) Grant(ctx context.Context, req GrantRequest) (store.Grant, erro
 }
 
 // RevokeGrants removes grants by ID ("g3") or every grant of an address.
-func (d *Daemon) RevokeGrants(ctx context.Context, idOrIP string, gd Guard) ([]GrantInfo, error) {
+func (d *Daemon) RevokeGrants(ctx context.Context, idOrIP string, gd Guard) ([]localapi.GrantInfo, error) {
 	rec := store.AuditRecord{Action: "grant.revoke", Actor: "cli", Subject: idOrIP}
-	var out []GrantInfo
+	var out []localapi.GrantInfo
 	err := d.change(ctx, gd, func(tx store.Tx) ([]netip.Prefix, error) {
 		var victims []store.Grant
 		if g, err := tx.Grant(idOrIP); err == nil {
@@ -173,8 +174,8 @@ func (d *Daemon) RevokeGrants(ctx context.Context, idOrIP string, gd Guard) ([]G
 }
 
 // Grants lists the live grants.
-func (d *Daemon) Grants() ([]GrantInfo, error) {
-	var out []GrantInfo
+func (d *Daemon) Grants() ([]localapi.GrantInfo, error) {
+	var out []localapi.GrantInfo
 	err := d.db.View(func(tx store.Tx) error {
 		all, err := tx.Grants()
 		now := d.now()

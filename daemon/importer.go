@@ -10,48 +10,9 @@ import (
 	"time"
 
 	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
-
-// ImportRequest carries accounts and entries from another firewall tool
-// (the CLI parses the files; the daemon validates everything again, as
-// for any API input, and applies it in one transaction).
-type ImportRequest struct {
-	Source   string          `json:"source"` // "tm3", for the audit log
-	Accounts []ImportAccount `json:"accounts"`
-}
-
-// ImportAccount is one account to create (or extend).
-type ImportAccount struct {
-	Name    string        `json:"name"`
-	Perms   []int         `json:"perms"`
-	Comment string        `json:"comment,omitempty"`
-	Entries []ImportEntry `json:"entries"`
-	// MustExist refuses the import when the account does not exist
-	// (`allow --file` lines for an account the file does not define):
-	// entries are never added to an account made up on the spot.
-	MustExist bool `json:"must_exist,omitempty"`
-}
-
-// ImportEntry is one entry; nil Perms inherits the account's.
-type ImportEntry struct {
-	Kind    store.EntryKind `json:"kind"`
-	Value   string          `json:"value"`
-	Perms   []int           `json:"perms,omitempty"`
-	Comment string          `json:"comment,omitempty"`
-	// Force and RefreshSeconds are what `allow --force` and `--refresh`
-	// are for one entry.
-	Force          bool  `json:"force,omitempty"`
-	RefreshSeconds int64 `json:"refresh_seconds,omitempty"`
-}
-
-// ImportResult says what the import did.
-type ImportResult struct {
-	Created []string    `json:"created"` // accounts
-	Kept    []string    `json:"kept"`    // accounts that existed
-	Added   []EntryInfo `json:"added"`
-	Already []string    `json:"already"` // entries that existed
-}
 
 // permsOf reads the codes of an import as the CLI reads typed ones (each
 // 0-9, once, 0 alone), by writing them in the typed form first; no codes
@@ -70,9 +31,9 @@ func permsOf(codes []int) (store.PermSet, error) {
 
 // Import adds accounts and entries all at once: any invalid value refuses
 // the whole import, naming it, and nothing changes.
-func (d *Daemon) Import(ctx context.Context, req ImportRequest) (ImportResult, error) {
+func (d *Daemon) Import(ctx context.Context, req localapi.ImportRequest) (localapi.ImportResult, error) {
 	rec := store.AuditRecord{Action: "import", Actor: "cli", Subject: req.Source}
-	var res ImportResult
+	var res localapi.ImportResult
 	var fqdns []string
 	err := d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
 		var touched []netip.Prefix
@@ -148,7 +109,7 @@ func (d *Daemon) Import(ctx context.Context, req ImportRequest) (ImportResult, e
 	})
 	if err != nil {
 		d.refused(rec, err)
-		return ImportResult{}, err
+		return localapi.ImportResult{}, err
 	}
 	d.log.Info("imported", "source", req.Source, "detail", rec.Detail)
 	if len(fqdns) > 0 {

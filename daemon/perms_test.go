@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -39,7 +40,7 @@ func TestEntryPermsWithinAccount(t *testing.T) {
 		{"10", auth.ErrInvalid, `"10"`},
 		{"1,0", auth.ErrInvalid, "0 already means all"},
 	} {
-		_, err := dt.d.AddEntry(ctx, AddEntryRequest{Account: "bob", Kind: store.KindIP, Value: hotel.String(), Perms: c.perms})
+		_, err := dt.d.AddEntry(ctx, localapi.AddEntryRequest{Account: "bob", Kind: store.KindIP, Value: hotel.String(), Perms: c.perms})
 		if !errors.Is(err, c.is) || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("perms %q: %v; want %v with %q", c.perms, err, c.is, c.msg)
 		}
@@ -50,13 +51,13 @@ func TestEntryPermsWithinAccount(t *testing.T) {
 	if es, _ := dt.d.Status(ctx); len(es.Entries) != 0 {
 		t.Fatalf("refused entries stored: %+v", es.Entries)
 	}
-	if _, err := dt.d.AddEntry(ctx, AddEntryRequest{Account: "bob", Kind: store.KindIP, Value: hotel.String(), Perms: "1"}); err != nil {
+	if _, err := dt.d.AddEntry(ctx, localapi.AddEntryRequest{Account: "bob", Kind: store.KindIP, Value: hotel.String(), Perms: "1"}); err != nil {
 		t.Fatalf("narrower entry: %v", err)
 	}
-	if _, err := dt.d.AddEntry(ctx, AddEntryRequest{Account: "ops", Kind: store.KindIP, Value: "203.0.113.8", Perms: "9"}); err != nil {
+	if _, err := dt.d.AddEntry(ctx, localapi.AddEntryRequest{Account: "ops", Kind: store.KindIP, Value: "203.0.113.8", Perms: "9"}); err != nil {
 		t.Fatalf("account 0 covers code 9: %v", err)
 	}
-	if _, err := dt.d.AddEntry(ctx, AddEntryRequest{Account: "bob", Kind: store.KindIP, Value: "203.0.113.9", Perms: "9", Force: true}); err != nil {
+	if _, err := dt.d.AddEntry(ctx, localapi.AddEntryRequest{Account: "bob", Kind: store.KindIP, Value: "203.0.113.9", Perms: "9", Force: true}); err != nil {
 		t.Fatalf("forced entry: %v", err)
 	}
 	if !dt.fw.Admits(netip.MustParseAddr("203.0.113.9"), "tcp", 4445) {
@@ -74,15 +75,15 @@ func TestAccountPermsNarrowing(t *testing.T) {
 	dt := newDoorTest(t)
 	ctx := context.Background()
 	dt.account("alice", "1,8", "48151623")
-	e, err := dt.d.AddEntry(ctx, AddEntryRequest{Account: "alice", Kind: store.KindIP, Value: "203.0.113.7", Perms: "8"})
+	e, err := dt.d.AddEntry(ctx, localapi.AddEntryRequest{Account: "alice", Kind: store.KindIP, Value: "203.0.113.7", Perms: "8"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dt.d.AddEntry(ctx, AddEntryRequest{Account: "alice", Kind: store.KindIP, Value: "203.0.113.8"}); err != nil {
+	if _, err := dt.d.AddEntry(ctx, localapi.AddEntryRequest{Account: "alice", Kind: store.KindIP, Value: "203.0.113.8"}); err != nil {
 		t.Fatal(err)
 	}
 	one := "1"
-	_, err = dt.d.UpdateAccount(ctx, "alice", UpdateAccountRequest{Perms: &one}, Guard{})
+	_, err = dt.d.UpdateAccount(ctx, "alice", localapi.UpdateAccountRequest{Perms: &one}, Guard{})
 	if !errors.Is(err, auth.ErrNeedsForce) || !strings.Contains(err.Error(), e.ID+" 203.0.113.7") || strings.Contains(err.Error(), "203.0.113.8") {
 		t.Fatalf("narrowing below entry %s: %v", e.ID, err)
 	}
@@ -90,14 +91,14 @@ func TestAccountPermsNarrowing(t *testing.T) {
 		t.Fatalf("refused narrowing stored perms %s", as.Accounts[0].Perms)
 	}
 	wider := "1,2,8"
-	if _, err := dt.d.UpdateAccount(ctx, "alice", UpdateAccountRequest{Perms: &wider}, Guard{}); err != nil {
+	if _, err := dt.d.UpdateAccount(ctx, "alice", localapi.UpdateAccountRequest{Perms: &wider}, Guard{}); err != nil {
 		t.Fatalf("widening: %v", err)
 	}
 	bad := "10"
-	if _, err := dt.d.UpdateAccount(ctx, "alice", UpdateAccountRequest{Perms: &bad}, Guard{}); !errors.Is(err, auth.ErrInvalid) {
+	if _, err := dt.d.UpdateAccount(ctx, "alice", localapi.UpdateAccountRequest{Perms: &bad}, Guard{}); !errors.Is(err, auth.ErrInvalid) {
 		t.Fatalf("perms 10: %v", err)
 	}
-	if _, err := dt.d.UpdateAccount(ctx, "alice", UpdateAccountRequest{Perms: &one}, Guard{Force: true}); err != nil {
+	if _, err := dt.d.UpdateAccount(ctx, "alice", localapi.UpdateAccountRequest{Perms: &one}, Guard{Force: true}); err != nil {
 		t.Fatalf("forced narrowing: %v", err)
 	}
 }
@@ -108,20 +109,20 @@ func TestImportPerms(t *testing.T) {
 	dt := newDoorTest(t)
 	ctx := context.Background()
 	dt.account("kept", "1", "48151623")
-	entry := func(perms ...int) []ImportEntry {
-		return []ImportEntry{{Kind: store.KindIP, Value: "203.0.113.7", Perms: perms}}
+	entry := func(perms ...int) []localapi.ImportEntry {
+		return []localapi.ImportEntry{{Kind: store.KindIP, Value: "203.0.113.7", Perms: perms}}
 	}
 	for _, c := range []struct {
-		acct ImportAccount
+		acct localapi.ImportAccount
 		msg  string
 	}{
-		{ImportAccount{Name: "new", Perms: []int{1}, Entries: entry(9)}, "wider than the account's perms 1"},
-		{ImportAccount{Name: "kept", Perms: []int{1, 9}, Entries: entry(9)}, "wider than the account's perms 1"},
-		{ImportAccount{Name: "new", Perms: []int{10}}, `"10"`},
-		{ImportAccount{Name: "new", Perms: []int{0, 1}}, "0 already means all"},
-		{ImportAccount{Name: "new", Perms: []int{1}, Entries: entry(1, 1)}, "twice"},
+		{localapi.ImportAccount{Name: "new", Perms: []int{1}, Entries: entry(9)}, "wider than the account's perms 1"},
+		{localapi.ImportAccount{Name: "kept", Perms: []int{1, 9}, Entries: entry(9)}, "wider than the account's perms 1"},
+		{localapi.ImportAccount{Name: "new", Perms: []int{10}}, `"10"`},
+		{localapi.ImportAccount{Name: "new", Perms: []int{0, 1}}, "0 already means all"},
+		{localapi.ImportAccount{Name: "new", Perms: []int{1}, Entries: entry(1, 1)}, "twice"},
 	} {
-		_, err := dt.d.Import(ctx, ImportRequest{Source: "test", Accounts: []ImportAccount{c.acct}})
+		_, err := dt.d.Import(ctx, localapi.ImportRequest{Source: "test", Accounts: []localapi.ImportAccount{c.acct}})
 		if err == nil || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("import %+v: %v; want %q", c.acct, err, c.msg)
 		}
@@ -129,9 +130,9 @@ func TestImportPerms(t *testing.T) {
 	if st, _ := dt.d.Status(ctx); len(st.Accounts) != 1 || len(st.Entries) != 0 {
 		t.Fatalf("refused imports stored something: %+v %+v", st.Accounts, st.Entries)
 	}
-	res, err := dt.d.Import(ctx, ImportRequest{Source: "test", Accounts: []ImportAccount{
+	res, err := dt.d.Import(ctx, localapi.ImportRequest{Source: "test", Accounts: []localapi.ImportAccount{
 		{Name: "new", Perms: []int{0}, Entries: entry(9)},
-		{Name: "kept", Entries: []ImportEntry{{Kind: store.KindIP, Value: "203.0.113.8"}}},
+		{Name: "kept", Entries: []localapi.ImportEntry{{Kind: store.KindIP, Value: "203.0.113.8"}}},
 	}})
 	if err != nil || len(res.Added) != 2 {
 		t.Fatalf("import within the accounts: %+v, %v", res, err)
@@ -143,7 +144,7 @@ func TestImportPerms(t *testing.T) {
 func TestProvidersWithinAccount(t *testing.T) {
 	dt := newDoorTest(t)
 	ctx := context.Background()
-	if _, err := dt.d.AddAccount(ctx, AddAccountRequest{Name: ProvidersAccount, Perms: "3"}); err != nil {
+	if _, err := dt.d.AddAccount(ctx, localapi.AddAccountRequest{Name: ProvidersAccount, Perms: "3"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := dt.d.AddProvider(ctx, auth.Provider{Name: "acme", CIDRs: []string{"198.51.100.0/28"}, Services: []int{1, 2}}); err != nil {
@@ -153,7 +154,7 @@ func TestProvidersWithinAccount(t *testing.T) {
 		t.Fatalf("provider wider than its account: %v", err)
 	}
 	all := "1,2,3"
-	if _, err := dt.d.UpdateAccount(ctx, ProvidersAccount, UpdateAccountRequest{Perms: &all}, Guard{}); err != nil {
+	if _, err := dt.d.UpdateAccount(ctx, ProvidersAccount, localapi.UpdateAccountRequest{Perms: &all}, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := dt.d.EnableProviders(ctx, []string{"acme"}, false); err != nil {
@@ -198,10 +199,10 @@ func TestLocalAPIPerms(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var body errorBody
+		var body localapi.ErrorBody
 		json.NewDecoder(resp.Body).Decode(&body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest || body.Code != c.code || !strings.Contains(body.Error, c.msg) {
+		if resp.StatusCode != http.StatusBadRequest || string(body.Code) != c.code || !strings.Contains(body.Error, c.msg) {
 			t.Errorf("%s %s %s: %d %+v; want 400 %s with %q", c.method, c.path, c.body, resp.StatusCode, body, c.code, c.msg)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/dialgate/dialgate/auth"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -17,13 +18,6 @@ import (
 const ProvidersAccount = "providers"
 
 const settingCustomProviders = "providers.custom"
-
-// ProviderInfo is a provider and whether it is enabled.
-type ProviderInfo struct {
-	auth.Provider
-	Enabled bool `json:"enabled"`
-	Entries int  `json:"entries"`
-}
 
 func customProviders(tx store.Tx) ([]auth.Provider, error) {
 	raw, err := tx.Setting(settingCustomProviders)
@@ -52,8 +46,8 @@ func allProviders(tx store.Tx) ([]auth.Provider, error) {
 }
 
 // Providers lists the catalogue and custom providers with their state.
-func (d *Daemon) Providers() ([]ProviderInfo, error) {
-	var out []ProviderInfo
+func (d *Daemon) Providers() ([]localapi.ProviderInfo, error) {
+	var out []localapi.ProviderInfo
 	err := d.db.View(func(tx store.Tx) error {
 		ps, err := allProviders(tx)
 		if err != nil {
@@ -70,7 +64,7 @@ func (d *Daemon) Providers() ([]ProviderInfo, error) {
 			}
 		}
 		for _, p := range ps {
-			out = append(out, ProviderInfo{Provider: p, Enabled: n[p.Name] > 0, Entries: n[p.Name]})
+			out = append(out, localapi.ProviderInfo{Provider: p, Enabled: n[p.Name] > 0, Entries: n[p.Name]})
 		}
 		return nil
 	})
@@ -81,7 +75,7 @@ func (d *Daemon) Providers() ([]ProviderInfo, error) {
 // name and network becomes an ordinary entry of the "providers" account,
 // tagged with the provider and limited to its services. An unknown name
 // changes nothing. Names are resolved right after, concurrently.
-func (d *Daemon) EnableProviders(ctx context.Context, names []string, all bool) ([]ProviderInfo, error) {
+func (d *Daemon) EnableProviders(ctx context.Context, names []string, all bool) ([]localapi.ProviderInfo, error) {
 	rec := store.AuditRecord{Action: "provider.enable", Actor: "cli", Account: ProvidersAccount, Subject: strings.Join(names, ",")}
 	var fqdns []string
 	err := d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
@@ -174,7 +168,7 @@ func pickProviders(tx store.Tx, names []string, all bool) ([]auth.Provider, erro
 }
 
 // DisableProviders removes the entries of providers (all with all).
-func (d *Daemon) DisableProviders(ctx context.Context, names []string, all bool) ([]ProviderInfo, error) {
+func (d *Daemon) DisableProviders(ctx context.Context, names []string, all bool) ([]localapi.ProviderInfo, error) {
 	rec := store.AuditRecord{Action: "provider.disable", Actor: "cli", Account: ProvidersAccount, Subject: strings.Join(names, ",")}
 	err := d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
 		ps, err := pickProviders(tx, names, all)
@@ -202,7 +196,7 @@ func (d *Daemon) DisableProviders(ctx context.Context, names []string, all bool)
 
 // AddProvider records an administrator's own provider; enable it like
 // the built-in ones.
-func (d *Daemon) AddProvider(ctx context.Context, p auth.Provider) (ProviderInfo, error) {
+func (d *Daemon) AddProvider(ctx context.Context, p auth.Provider) (localapi.ProviderInfo, error) {
 	rec := store.AuditRecord{Action: "provider.add", Actor: "cli", Subject: p.Name}
 	p.Custom = true
 	if p.Title == "" {
@@ -237,7 +231,7 @@ func (d *Daemon) AddProvider(ctx context.Context, p auth.Provider) (ProviderInfo
 	}()
 	if err != nil {
 		d.refused(rec, err)
-		return ProviderInfo{}, err
+		return localapi.ProviderInfo{}, err
 	}
-	return ProviderInfo{Provider: p}, nil
+	return localapi.ProviderInfo{Provider: p}, nil
 }

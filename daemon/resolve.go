@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -228,7 +229,7 @@ func (d *Daemon) RefreshFQDNs(ctx context.Context, names []string, due bool) ([]
 }
 
 // FQDNs lists every name with its cache state.
-func (d *Daemon) FQDNs() ([]FQDNInfo, error) {
+func (d *Daemon) FQDNs() ([]localapi.FQDNInfo, error) {
 	names, err := d.fqdnNames()
 	if err != nil {
 		return nil, err
@@ -244,9 +245,9 @@ func (d *Daemon) FQDNs() ([]FQDNInfo, error) {
 		return err
 	})
 	now := d.now()
-	out := make([]FQDNInfo, 0, len(names))
+	out := make([]localapi.FQDNInfo, 0, len(names))
 	for _, n := range names {
-		fi := FQDNInfo{Name: n.name, Addrs: n.prev.Addrs, LastSuccess: n.prev.LastSuccess, LastAttempt: n.prev.LastAttempt,
+		fi := localapi.FQDNInfo{Name: n.name, Addrs: n.prev.Addrs, LastSuccess: n.prev.LastSuccess, LastAttempt: n.prev.LastAttempt,
 			LastError: n.prev.LastError, Interval: n.interval, Entries: ids[n.name]}
 		if !fi.LastSuccess.IsZero() {
 			fi.Age = now.Sub(fi.LastSuccess).Round(time.Second)

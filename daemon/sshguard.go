@@ -3,8 +3,8 @@ package daemon
 import (
 	"context"
 	"net/http"
-	"strings"
 
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -18,7 +18,7 @@ type sshUnknownKey struct{}
 // context.
 func noteSSHUnknown(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if v := headerSafe(r.Header.Get(HeaderSSHUnknown)); v != "" {
+		if v := localapi.HeaderSafe(r.Header.Get(localapi.HeaderSSHUnknown)); v != "" {
 			r = r.WithContext(context.WithValue(r.Context(), sshUnknownKey{}, v))
 		}
 		next.ServeHTTP(w, r)
@@ -54,18 +54,4 @@ type notingTx struct {
 func (t notingTx) Audit(r store.AuditRecord) error {
 	r.Detail = withNote(r.Detail, t.note)
 	return t.Tx.Audit(r)
-}
-
-// headerSafe keeps printable ASCII, at most 512 bytes.
-func headerSafe(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > 512 {
-		s = s[:512]
-	}
-	return strings.TrimSpace(s)
 }

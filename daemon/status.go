@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 // Protection judges a firewall read back from the kernel: protected when
@@ -32,33 +34,31 @@ func Protection(fw firewall.Status) (protected bool, reasons []string) {
 	return len(reasons) == 0, reasons
 }
 
-// PendingReload is a `reload --confirm` waiting for `dialgate confirm`.
-type PendingReload struct {
-	Deadline time.Time `json:"deadline"`
-	Left     float64   `json:"left_seconds"`
-}
-
-// ServiceInfo is the state of the FastAGI door and the AMI login.
-type ServiceInfo struct {
-	AGIListen  string `json:"agi_listen"` // "" when the door is off
-	AGIServing bool   `json:"agi_serving"`
-	AMIEnabled bool   `json:"ami_enabled"`
-	AMILogin   bool   `json:"ami_logged_in"`
-}
-
 // fillStatus adds what only the running daemon knows.
-func (d *Daemon) fillStatus(st *StatusInfo) {
+func (d *Daemon) fillStatus(st *localapi.StatusInfo) {
 	st.Protected, st.Reasons = Protection(st.Firewall)
 	st.Daemon = true
 	st.ConfigPath = d.configPath
 	st.Backend = d.config().Firewall.Backend
 	d.mu.Lock()
 	if p := d.pending; p != nil {
-		st.PendingReload = &PendingReload{Deadline: p.deadline, Left: p.deadline.Sub(d.now()).Round(time.Second).Seconds()}
+		st.PendingReload = &localapi.PendingReload{Deadline: p.deadline, Left: p.deadline.Sub(d.now()).Round(time.Second).Seconds()}
 	}
 	d.mu.Unlock()
 	d.svc.mu.Lock()
-	st.Services = ServiceInfo{AGIListen: d.svc.agi.Listen, AGIServing: d.svc.agiSrv != nil, AMIEnabled: d.svc.ami.Enabled}
+	st.Services = localapi.ServiceInfo{AGIListen: d.svc.agi.Listen, AGIServing: d.svc.agiSrv != nil, AMIEnabled: d.svc.ami.Enabled}
 	d.svc.mu.Unlock()
 	st.Services.AMILogin = d.amiUp.Load()
+}
+
+// Status reads the kernel and the store.
+func (d *Daemon) Status(ctx context.Context) (localapi.StatusInfo, error) {
+	fw, err := d.fw.Status(ctx)
+	if err != nil {
+		return localapi.StatusInfo{}, err
+	}
+	st := localapi.StatusInfo{Firewall: fw, DB: d.db.Path(), Time: d.now(), Warnings: d.config().Warnings}
+	d.fillStatus(&st)
+	st.Drops = d.dropSummary(ctx)
+	return st, d.fillListing(&st)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/dialgate/dialgate/firewall"
 	"github.com/dialgate/dialgate/firewall/fwfake"
 	"github.com/dialgate/dialgate/firewall/fwtest"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -124,10 +125,10 @@ func newWDTestFrom(t testing.TB, kind, template string) *wdTest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.AddAccount(ctx, AddAccountRequest{Name: "alice", Perms: "8"}); err != nil && template == "" {
+	if _, err := d.AddAccount(ctx, localapi.AddAccountRequest{Name: "alice", Perms: "8"}); err != nil && template == "" {
 		t.Fatal(err)
 	}
-	if _, err := d.AddEntry(ctx, AddEntryRequest{Account: "alice", Kind: store.KindIP, Value: fwtest.ClientV4.String()}); err != nil {
+	if _, err := d.AddEntry(ctx, localapi.AddEntryRequest{Account: "alice", Kind: store.KindIP, Value: fwtest.ClientV4.String()}); err != nil {
 		t.Fatal(err)
 	}
 	if wt.lab != nil {
@@ -159,7 +160,7 @@ func (wt *wdTest) sh(args ...string) {
 
 func (wt *wdTest) repairs() []store.AuditRecord {
 	wt.t.Helper()
-	rs, err := wt.d.Audit(AuditFilter{Action: "firewall.repair"})
+	rs, err := wt.d.Audit(localapi.AuditFilter{Action: "firewall.repair"})
 	if err != nil {
 		wt.t.Fatal(err)
 	}
@@ -382,7 +383,7 @@ func TestPurgeTakesGrantsOutOfKernel(t *testing.T) {
 					}
 				}
 			}
-			if rs, _ := wt.d.Audit(AuditFilter{Action: "grant.expire"}); len(rs) != 2 {
+			if rs, _ := wt.d.Audit(localapi.AuditFilter{Action: "grant.expire"}); len(rs) != 2 {
 				t.Errorf("grant.expire records: %+v", rs)
 			}
 		})

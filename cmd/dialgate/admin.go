@@ -15,6 +15,7 @@ import (
 
 	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -35,7 +36,7 @@ func newAccountCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := c.AddAccount(cmd.Context(), daemon.AddAccountRequest{Name: args[0], Perms: perms, Comment: comment})
+			a, err := c.AddAccount(cmd.Context(), localapi.AddAccountRequest{Name: args[0], Perms: perms, Comment: comment})
 			if err != nil {
 				return err
 			}
@@ -143,7 +144,7 @@ needs its account to exist or to be defined in the file.`,
 				if err != nil {
 					return err
 				}
-				e, err := c.AddEntry(cmd.Context(), daemon.AddEntryRequest{
+				e, err := c.AddEntry(cmd.Context(), localapi.AddEntryRequest{
 					Account: args[0], Kind: k.kind, Value: args[1], Perms: perms, Comment: comment, Force: force, Refresh: refresh,
 				})
 				if err != nil {
@@ -274,7 +275,7 @@ protected; 1 any other error. --check prints one line, for monitoring.`,
 				return err
 			}
 			st, err := c.Status(cmd.Context())
-			if errors.Is(err, daemon.ErrNotRunning) {
+			if errors.Is(err, localapi.ErrNotRunning) {
 				st, err = offlineStatus(cmd.Context(), g)
 			}
 			if err != nil {
@@ -295,7 +296,7 @@ protected; 1 any other error. --check prints one line, for monitoring.`,
 			case !st.Protected:
 				return notProtected{}
 			case !st.Daemon:
-				return fmt.Errorf("%w: the kernel holds dialgate's firewall, but nothing repairs tampering or serves the phone door", daemon.ErrNotRunning)
+				return fmt.Errorf("%w: the kernel holds dialgate's firewall, but nothing repairs tampering or serves the phone door", localapi.ErrNotRunning)
 			}
 			return nil
 		},
@@ -306,7 +307,7 @@ protected; 1 any other error. --check prints one line, for monitoring.`,
 }
 
 // statusLine is `status --check`'s one line.
-func statusLine(st daemon.StatusInfo) string {
+func statusLine(st localapi.StatusInfo) string {
 	daemonState := "daemon running"
 	if !st.Daemon {
 		daemonState = "daemon NOT running"
@@ -318,22 +319,22 @@ func statusLine(st daemon.StatusInfo) string {
 }
 
 // offlineStatus reads the kernel itself when no daemon answers.
-func offlineStatus(ctx context.Context, g *globals) (daemon.StatusInfo, error) {
+func offlineStatus(ctx context.Context, g *globals) (localapi.StatusInfo, error) {
 	cfg, err := g.config()
 	if err != nil {
-		return daemon.StatusInfo{}, err
+		return localapi.StatusInfo{}, err
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	fw, err := firewall.New(cfg.Firewall.Backend, quiet)
 	if err != nil {
-		return daemon.StatusInfo{}, err
+		return localapi.StatusInfo{}, err
 	}
 	defer fw.Close()
 	fst, err := fw.Status(ctx)
 	if err != nil {
-		return daemon.StatusInfo{}, err
+		return localapi.StatusInfo{}, err
 	}
-	st := daemon.StatusInfo{Firewall: fst, DB: cfg.DB, ConfigPath: g.configPath, Backend: cfg.Firewall.Backend, Time: time.Now()}
+	st := localapi.StatusInfo{Firewall: fst, DB: cfg.DB, ConfigPath: g.configPath, Backend: cfg.Firewall.Backend, Time: time.Now()}
 	st.Protected, st.Reasons = daemon.Protection(fst)
 	if ds, err := fw.Drops(ctx); err == nil {
 		sum := selectDrops(cfg.FirewallRules(), ds, firewall.DropFilter{}, st.Time).Summary
@@ -345,7 +346,7 @@ func offlineStatus(ctx context.Context, g *globals) (daemon.StatusInfo, error) {
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(daemon.EmptyLists(v))
+	return enc.Encode(localapi.EmptyLists(v))
 }
 
 func describePerms(p store.PermSet) string {
@@ -356,7 +357,7 @@ func describePerms(p store.PermSet) string {
 	return strings.Join(names, ", ")
 }
 
-func printAccounts(w io.Writer, as []daemon.AccountInfo) {
+func printAccounts(w io.Writer, as []localapi.AccountInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACCOUNT\tPERMS\tENTRIES\tGRANTS\tENABLED\tNUMBER\tEXTENSION\tCALLER IDS\tCOMMENT")
 	dash := func(s string) string { return orDefault(s, s == "", "-") }
@@ -367,7 +368,7 @@ func printAccounts(w io.Writer, as []daemon.AccountInfo) {
 	tw.Flush()
 }
 
-func printStatus(w io.Writer, st daemon.StatusInfo) {
+func printStatus(w io.Writer, st localapi.StatusInfo) {
 	if st.Protected {
 		fmt.Fprintln(w, "protected: yes")
 	} else {
@@ -479,7 +480,7 @@ func printFirewall(w io.Writer, fw firewall.Status) {
 }
 
 func newAuditCmd(g *globals) *cobra.Command {
-	var f daemon.AuditFilter
+	var f localapi.AuditFilter
 	var since time.Duration
 	var asJSON bool
 	cmd := &cobra.Command{

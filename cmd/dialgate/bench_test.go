@@ -19,6 +19,7 @@ import (
 	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/firewall/fwtest"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 // benchCalls is how many calls each latency benchmark places
@@ -346,10 +347,10 @@ func BenchmarkFQDNRefresh(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		c := daemon.NewClient(cfg.Socket)
-		req := daemon.ImportRequest{Source: "bench", Accounts: []daemon.ImportAccount{{Name: "many", Perms: []int{1}}}}
+		c := localapi.NewClient(cfg.Socket)
+		req := localapi.ImportRequest{Source: "bench", Accounts: []localapi.ImportAccount{{Name: "many", Perms: []int{1}}}}
 		for i := 0; i < names; i++ {
-			req.Accounts[0].Entries = append(req.Accounts[0].Entries, daemon.ImportEntry{Kind: "fqdn", Value: fmt.Sprintf("n%d.dyn.example", i)})
+			req.Accounts[0].Entries = append(req.Accounts[0].Entries, localapi.ImportEntry{Kind: "fqdn", Value: fmt.Sprintf("n%d.dyn.example", i)})
 		}
 		if _, err := c.Import(context.Background(), req); err != nil {
 			b.Fatal(err)

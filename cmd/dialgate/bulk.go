@@ -13,8 +13,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/dialgate/dialgate/auth"
-	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/entryfile"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -60,15 +60,15 @@ func allowFile(cmd *cobra.Command, g *globals, path string) error {
 // importOf groups a file's entries by account for one import request.
 // Perms are checked here for the shape only; the daemon checks them
 // again with everything else.
-func importOf(doc entryfile.Document) (daemon.ImportRequest, error) {
-	req := daemon.ImportRequest{Source: "file", Accounts: []daemon.ImportAccount{}}
+func importOf(doc entryfile.Document) (localapi.ImportRequest, error) {
+	req := localapi.ImportRequest{Source: "file", Accounts: []localapi.ImportAccount{}}
 	at := map[string]int{}
-	account := func(name string) *daemon.ImportAccount {
+	account := func(name string) *localapi.ImportAccount {
 		i, ok := at[name]
 		if !ok {
 			i = len(req.Accounts)
 			at[name] = i
-			req.Accounts = append(req.Accounts, daemon.ImportAccount{Name: name, MustExist: true})
+			req.Accounts = append(req.Accounts, localapi.ImportAccount{Name: name, MustExist: true})
 		}
 		return &req.Accounts[i]
 	}
@@ -99,7 +99,7 @@ func importOf(doc entryfile.Document) (daemon.ImportRequest, error) {
 			return req, err
 		}
 		ia := account(e.Account)
-		ia.Entries = append(ia.Entries, daemon.ImportEntry{Kind: store.EntryKind(e.Kind), Value: e.Value, Perms: perms,
+		ia.Entries = append(ia.Entries, localapi.ImportEntry{Kind: store.EntryKind(e.Kind), Value: e.Value, Perms: perms,
 			Comment: e.Comment, Force: e.Force, RefreshSeconds: e.RefreshSeconds})
 	}
 	return req, nil
@@ -220,7 +220,7 @@ Narrowing perms is checked by the SSH lockout guard, like deny.`,
   dialgate entry set e14 --refresh 1m`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var req daemon.UpdateEntryRequest
+			var req localapi.UpdateEntryRequest
 			if cmd.Flags().Changed("perms") {
 				req.Perms = &perms
 			}

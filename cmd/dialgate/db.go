@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dialgate/dialgate/daemon"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -64,7 +64,7 @@ replaces FILE, with mode 0600: it holds passcode hashes.`,
 				_, err := c.Backup(cmd.Context(), w)
 				return err
 			})
-			if errors.Is(err, daemon.ErrNotRunning) {
+			if errors.Is(err, localapi.ErrNotRunning) {
 				from = "from the database file (the daemon is not running)"
 				rep, err = backupOffline(cfg.DB, file)
 			}
@@ -124,7 +124,7 @@ file, a backup before you restore it, say. It changes nothing.`,
 					return cerr
 				}
 				rep, err = c.CheckDB(cmd.Context())
-				if errors.Is(err, daemon.ErrNotRunning) {
+				if errors.Is(err, localapi.ErrNotRunning) {
 					rep, err = store.CheckFile(cfg.DB, 0)
 				}
 			}

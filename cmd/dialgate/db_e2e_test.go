@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/firewall/fwtest"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -205,7 +205,7 @@ func TestDBBackupCheckRestore(t *testing.T) {
 
 // wantBackup checks that the backup at path is private and opens as a
 // database with the accounts named.
-func wantBackup(t *testing.T, path string, accounts []daemon.AccountInfo) {
+func wantBackup(t *testing.T, path string, accounts []localapi.AccountInfo) {
 	t.Helper()
 	fi, err := os.Stat(path)
 	if err != nil {

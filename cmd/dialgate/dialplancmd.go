@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/dialplan"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 func newDialplanCmd(g *globals) *cobra.Command {
@@ -82,8 +82,7 @@ func newDialplanCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if err := c.ReloadDialplan(cmd.Context()); err != nil {
-				var ae *daemon.APIError
-				if errors.Is(err, daemon.ErrNotRunning) || errors.As(err, &ae) && ae.Code == "ami_disabled" {
+				if errors.Is(err, localapi.ErrNotRunning) || errors.Is(err, localapi.ErrAMIDisabled) {
 					cmd.Printf("not reloaded (%v): run `asterisk -rx 'dialplan reload'`\n", err)
 					return nil
 				}

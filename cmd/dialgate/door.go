@@ -18,6 +18,7 @@ import (
 	"github.com/dialgate/dialgate/agi/agitest"
 	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/daemon"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 func newPasscodeCmd(g *globals) *cobra.Command {
@@ -97,7 +98,7 @@ func promptTwice() (string, error) {
 }
 
 func newAccountSetCmd(g *globals) *cobra.Command {
-	var req daemon.UpdateAccountRequest
+	var req localapi.UpdateAccountRequest
 	var perms, comment, extension, number string
 	var callerIDs []string
 	var lifetime time.Duration

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 func newDropsCmd(g *globals) *cobra.Command {
@@ -47,7 +48,7 @@ is read directly.`,
 				return err
 			}
 			info, err := c.Drops(cmd.Context(), f)
-			if errors.Is(err, daemon.ErrNotRunning) {
+			if errors.Is(err, localapi.ErrNotRunning) {
 				info, err = offlineDrops(cmd.Context(), g, f)
 			}
 			if err != nil {
@@ -68,31 +69,31 @@ is read directly.`,
 }
 
 // offlineDrops reads the kernel itself when no daemon answers.
-func offlineDrops(ctx context.Context, g *globals, f firewall.DropFilter) (daemon.DropsInfo, error) {
+func offlineDrops(ctx context.Context, g *globals, f firewall.DropFilter) (localapi.DropsInfo, error) {
 	cfg, err := g.config()
 	if err != nil {
-		return daemon.DropsInfo{}, err
+		return localapi.DropsInfo{}, err
 	}
 	fw, err := firewall.New(cfg.Firewall.Backend, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
-		return daemon.DropsInfo{}, err
+		return localapi.DropsInfo{}, err
 	}
 	defer fw.Close()
 	ds, err := fw.Drops(ctx)
 	if err != nil {
-		return daemon.DropsInfo{}, err
+		return localapi.DropsInfo{}, err
 	}
 	return selectDrops(cfg.FirewallRules(), ds, f, time.Now()), nil
 }
 
 // selectDrops is what the daemon's GET /v1/drops does: services named,
 // filtered, sorted, summarized, cut to the limit.
-func selectDrops(cfg firewall.Config, ds []firewall.Drop, f firewall.DropFilter, now time.Time) daemon.DropsInfo {
+func selectDrops(cfg firewall.Config, ds []firewall.Drop, f firewall.DropFilter, now time.Time) localapi.DropsInfo {
 	daemon.NameDrops(cfg, ds)
 	limit := f.Limit
 	f.Limit, f.Now = 0, now
 	sel := firewall.FilterDrops(ds, f)
-	info := daemon.DropsInfo{Matched: len(sel), Summary: firewall.SummarizeDrops(sel), Window: firewall.DropsTimeout}
+	info := localapi.DropsInfo{Matched: len(sel), Summary: firewall.SummarizeDrops(sel), Window: firewall.DropsTimeout}
 	if limit > 0 && len(sel) > limit {
 		sel = sel[:limit]
 	}
@@ -101,7 +102,7 @@ func selectDrops(cfg firewall.Config, ds []firewall.Drop, f firewall.DropFilter,
 }
 
 // printDrops prints the table: one line per source and service.
-func printDrops(w io.Writer, info daemon.DropsInfo, now time.Time) error {
+func printDrops(w io.Writer, info localapi.DropsInfo, now time.Time) error {
 	if info.Matched == 0 {
 		fmt.Fprintf(w, "no drops recorded (the kernel remembers the last %s)\n", shortDur(info.Window))
 		return nil

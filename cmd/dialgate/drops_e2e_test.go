@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/firewall/fwtest"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 // TestDropsCLI: a stranger's SYNs to 22 show up in `dialgate drops` as
@@ -25,7 +25,7 @@ func TestDropsCLI(t *testing.T) {
 	if !strings.Contains(out, fwtest.OtherV4.String()+"  ssh (tcp/22)") {
 		t.Errorf("drops does not list the stranger's ssh:\n%s", out)
 	}
-	var info daemon.DropsInfo
+	var info localapi.DropsInfo
 	if err := json.Unmarshal([]byte(e.ok("drops", "--json", "--service", "ssh", "--since", "5m")), &info); err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 // TestPrintDrops: the listing is most packets first, with service names
@@ -68,12 +68,12 @@ func TestGroupDigits(t *testing.T) {
 // told, none when it could not.
 func TestPrintStatusDrops(t *testing.T) {
 	var b bytes.Buffer
-	printStatus(&b, daemon.StatusInfo{Drops: &firewall.DropSummary{Packets: 1234, Sources: 56}})
+	printStatus(&b, localapi.StatusInfo{Drops: &firewall.DropSummary{Packets: 1234, Sources: 56}})
 	if !strings.Contains(b.String(), "drops (last hour): 1 234 packets from 56 sources; dialgate drops for the list\n") {
 		t.Errorf("no drops line in\n%s", b.String())
 	}
 	b.Reset()
-	printStatus(&b, daemon.StatusInfo{})
+	printStatus(&b, localapi.StatusInfo{})
 	if strings.Contains(b.String(), "drops") {
 		t.Errorf("drops line without a summary:\n%s", b.String())
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/firewall/fwtest"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 // The test binary doubles as the dialgate binary: run with this variable
@@ -160,9 +161,9 @@ func (e *e2e) stopWith(sig syscall.Signal) {
 
 func (e *e2e) stop() { e.stopWith(syscall.SIGTERM) }
 
-func (e *e2e) status() daemon.StatusInfo {
+func (e *e2e) status() localapi.StatusInfo {
 	e.t.Helper()
-	var st daemon.StatusInfo
+	var st localapi.StatusInfo
 	if err := json.Unmarshal([]byte(e.ok("status", "--json")), &st); err != nil {
 		e.t.Fatal(err)
 	}
@@ -320,7 +321,7 @@ func TestConcurrentWriters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := daemon.NewClient(cfg.Socket)
+	c := localapi.NewClient(cfg.Socket)
 	const writers, each = 8, 25
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*each)
@@ -329,7 +330,7 @@ func TestConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				_, err := c.AddEntry(context.Background(), daemon.AddEntryRequest{Account: "many", Kind: "ip", Value: fmt.Sprintf("198.51.%d.%d", w, i+1)})
+				_, err := c.AddEntry(context.Background(), localapi.AddEntryRequest{Account: "many", Kind: "ip", Value: fmt.Sprintf("198.51.%d.%d", w, i+1)})
 				if err != nil {
 					errs <- err
 				}

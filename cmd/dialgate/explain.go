@@ -9,9 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/spf13/cobra"
-
-	"github.com/dialgate/dialgate/daemon"
 )
 
 func newExplainCmd(g *globals) *cobra.Command {
@@ -35,7 +34,7 @@ sets agree with the database. Exit 0 when the answer was given, whatever it is.`
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := daemon.ExplainRequest{Addr: args[0]}
+			req := localapi.ExplainRequest{Addr: args[0]}
 			if len(args) == 2 {
 				proto, port, ok := strings.Cut(args[1], "/")
 				n, err := strconv.ParseUint(port, 10, 16)
@@ -65,7 +64,7 @@ sets agree with the database. Exit 0 when the answer was given, whatever it is.`
 	return cmd
 }
 
-func printExplanation(w io.Writer, ex daemon.Explanation) {
+func printExplanation(w io.Writer, ex localapi.Explanation) {
 	fmt.Fprintf(w, "%s\n", ex.Addr)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, v := range ex.Verdicts {

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/firewall"
 	"github.com/dialgate/dialgate/firewall/fwtest"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 // explain answers for entries, grants, disabled accounts and strangers,
@@ -88,9 +88,9 @@ func TestExplain(t *testing.T) {
 	}
 }
 
-func explainJSON(t *testing.T, e *e2e, args ...string) daemon.Explanation {
+func explainJSON(t *testing.T, e *e2e, args ...string) localapi.Explanation {
 	t.Helper()
-	var ex daemon.Explanation
+	var ex localapi.Explanation
 	out := e.ok(append(append([]string{"explain"}, args...), "--json")...)
 	if err := json.Unmarshal([]byte(out), &ex); err != nil {
 		t.Fatalf("explain --json: %v\n%s", err, out)
@@ -98,11 +98,11 @@ func explainJSON(t *testing.T, e *e2e, args ...string) daemon.Explanation {
 	return ex
 }
 
-func verdict(ex daemon.Explanation, service string) daemon.Verdict {
+func verdict(ex localapi.Explanation, service string) localapi.Verdict {
 	for _, v := range ex.Verdicts {
 		if v.Service == service {
 			return v
 		}
 	}
-	return daemon.Verdict{}
+	return localapi.Verdict{}
 }

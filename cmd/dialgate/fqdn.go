@@ -6,9 +6,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/spf13/cobra"
-
-	"github.com/dialgate/dialgate/daemon"
 )
 
 func newFQDNCmd(g *globals) *cobra.Command {
@@ -55,7 +54,7 @@ func newFQDNCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printFQDNs(w io.Writer, fs []daemon.FQDNInfo) error {
+func printFQDNs(w io.Writer, fs []localapi.FQDNInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tADDRESSES\tAGE\tEVERY\tENTRIES\tLAST ERROR")
 	for _, f := range fs {

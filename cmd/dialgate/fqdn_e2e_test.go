@@ -11,6 +11,7 @@ import (
 
 	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/firewall/fwtest"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 // fqdnSetup runs a real name server in the client namespace and a daemon
@@ -116,7 +117,7 @@ func TestRefresherDeadNamesCostOneTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := daemon.NewClient(cfg.Socket)
+	c := localapi.NewClient(cfg.Socket)
 	var wg sync.WaitGroup
 	errs := make(chan error, names)
 	work := make(chan int)
@@ -125,7 +126,7 @@ func TestRefresherDeadNamesCostOneTimeout(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				_, err := c.AddEntry(context.Background(), daemon.AddEntryRequest{Account: "dyn", Kind: "fqdn", Value: fmt.Sprintf("n%d.dyn.example", i)})
+				_, err := c.AddEntry(context.Background(), localapi.AddEntryRequest{Account: "dyn", Kind: "fqdn", Value: fmt.Sprintf("n%d.dyn.example", i)})
 				if err != nil {
 					errs <- err
 				}

@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/firewall/tm3"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -39,14 +39,14 @@ transaction. Nothing is imported if any value is refused.`,
 				results = append(results, r)
 			}
 			res := tm3.Merge(results...)
-			req := daemon.ImportRequest{Source: "tm3"}
+			req := localapi.ImportRequest{Source: "tm3"}
 			out := cmd.OutOrStdout()
 			for _, a := range res.Accounts {
 				fmt.Fprintf(out, "account %s perms %s  (%s)\n", a.Name, codes(a.Perms), a.Comment)
-				ia := daemon.ImportAccount{Name: a.Name, Perms: a.Perms, Comment: a.Comment}
+				ia := localapi.ImportAccount{Name: a.Name, Perms: a.Perms, Comment: a.Comment}
 				for _, e := range a.Entries {
 					fmt.Fprintf(out, "  %-4s %-40s perms %-8s %s:%d\n", e.Kind, e.Value, codes(e.Perms), e.File, e.Line)
-					ia.Entries = append(ia.Entries, daemon.ImportEntry{Kind: store.EntryKind(e.Kind), Value: e.Value, Perms: e.Perms, Comment: e.Comment})
+					ia.Entries = append(ia.Entries, localapi.ImportEntry{Kind: store.EntryKind(e.Kind), Value: e.Value, Perms: e.Perms, Comment: e.Comment})
 				}
 				req.Accounts = append(req.Accounts, ia)
 			}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/firewall/fwtest"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 // TestJSONOutput runs every command that offers --json in a lab, on a
@@ -63,7 +63,7 @@ func TestJSONOutput(t *testing.T) {
 				t.Errorf("%s: dialgate %s: not JSON: %v\n%s", stage, strings.Join(args, " "), err, out)
 				continue
 			}
-			for _, bad := range daemon.CheckJSON(strings.Join(args[:len(args)-1], " "), doc) {
+			for _, bad := range localapi.CheckJSON(strings.Join(args[:len(args)-1], " "), doc) {
 				t.Errorf("%s: %s", stage, bad)
 			}
 		}

@@ -10,7 +10,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/dialgate/dialgate/daemon"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 // Exit codes, documented in the README.
@@ -52,7 +52,7 @@ func exitCode(err error) int {
 		return exitNotProtected
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.Is(err, daemon.ErrNotRunning):
+	case errors.Is(err, localapi.ErrNotRunning):
 		return exitNotRunning
 	}
 	return exitError

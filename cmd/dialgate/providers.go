@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dialgate/dialgate/auth"
-	"github.com/dialgate/dialgate/daemon"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -110,7 +110,7 @@ Providers change their networks: check the catalogue's source for yours.`,
 // printProviders shows each provider with its services written as perms
 // are everywhere (codes and names) and the source of its addresses, which
 // the administrator should check: providers move their servers.
-func printProviders(w io.Writer, ps []daemon.ProviderInfo) error {
+func printProviders(w io.Writer, ps []localapi.ProviderInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROVIDER\tENABLED\tSERVICES\tSERVERS\tTITLE\tSOURCE")
 	for _, p := range ps {

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/dialgate/dialgate/auth"
-	"github.com/dialgate/dialgate/daemon"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 // TestPrintProviders: each provider's line shows its services as codes
@@ -15,20 +15,20 @@ import (
 func TestPrintProviders(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		p    daemon.ProviderInfo
+		p    localapi.ProviderInfo
 		want []string
 	}{
-		{"catalogue", daemon.ProviderInfo{Provider: auth.Provider{Name: "telnyx", Title: "Telnyx", FQDNs: []string{"sip.telnyx.com"},
+		{"catalogue", localapi.ProviderInfo{Provider: auth.Provider{Name: "telnyx", Title: "Telnyx", FQDNs: []string{"sip.telnyx.com"},
 			Services: []int{1, 2}, Source: "https://support.telnyx.com/ips"}, Enabled: true},
 			[]string{"telnyx", "true", "1 sip-udp, 2 sip-tcp", "sip.telnyx.com", "Telnyx", "https://support.telnyx.com/ips"}},
-		{"iax", daemon.ProviderInfo{Provider: auth.Provider{Name: "iaxco", CIDRs: []string{"192.0.2.0/28"}, Services: []int{3}, Source: "https://iax.example/ips"}},
+		{"iax", localapi.ProviderInfo{Provider: auth.Provider{Name: "iaxco", CIDRs: []string{"192.0.2.0/28"}, Services: []int{3}, Source: "https://iax.example/ips"}},
 			[]string{"iaxco", "false", "3 iax", "192.0.2.0/28", "https://iax.example/ips"}},
-		{"custom", daemon.ProviderInfo{Provider: auth.Provider{Name: "acme", FQDNs: []string{"sip.acme.example"}, Services: []int{1}, Custom: true}},
+		{"custom", localapi.ProviderInfo{Provider: auth.Provider{Name: "acme", FQDNs: []string{"sip.acme.example"}, Services: []int{1}, Custom: true}},
 			[]string{"acme", "1 sip-udp", "  (custom)  ", "yours (providers add)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
-			if err := printProviders(&b, []daemon.ProviderInfo{tc.p}); err != nil {
+			if err := printProviders(&b, []localapi.ProviderInfo{tc.p}); err != nil {
 				t.Fatal(err)
 			}
 			lines := strings.Split(strings.TrimSpace(b.String()), "\n")
@@ -50,12 +50,12 @@ func TestPrintProviders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ps []daemon.ProviderInfo
+	var ps []localapi.ProviderInfo
 	for _, p := range cat {
 		if p.Source == "" {
 			t.Errorf("catalogue entry %s has no source", p.Name)
 		}
-		ps = append(ps, daemon.ProviderInfo{Provider: p})
+		ps = append(ps, localapi.ProviderInfo{Provider: p})
 	}
 	var b bytes.Buffer
 	if err := printProviders(&b, ps); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dialgate/dialgate/daemon"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/sshpeer"
 )
 
@@ -115,12 +116,12 @@ func (g *globals) config() (daemon.Config, error) {
 // client returns a LocalAPI client that carries the caller's SSH session
 // so the daemon can refuse to cut it off, or, when the caller runs in one
 // whose address cannot be found, says that the guard is off.
-func (g *globals) client(force bool) (*daemon.Client, error) {
+func (g *globals) client(force bool) (*localapi.Client, error) {
 	cfg, err := g.config()
 	if err != nil {
 		return nil, err
 	}
-	c := daemon.NewClient(cfg.Socket)
+	c := localapi.NewClient(cfg.Socket)
 	s := sshpeer.Find() // through sudo and su too
 	c.SSH, c.Force = s.Addr, force
 	if s.Lost() {

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dialgate/dialgate/auth"
-	"github.com/dialgate/dialgate/daemon"
+	"github.com/dialgate/dialgate/store"
 )
 
 func newSIPDomainCmd(g *globals) *cobra.Command {
@@ -87,8 +87,7 @@ Anyone who learns the domain can reach SIP: treat it like a password.`,
 			}
 			d := canonicalDomain(args[0])
 			ds, err := c.DeleteSIPDomain(cmd.Context(), args[0])
-			var ae *daemon.APIError
-			if errors.As(err, &ae) && ae.Code == "not_found" {
+			if errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("secret SIP domain %q not found, nothing removed; `dialgate sip-domain list` shows them", d)
 			}
 			if err != nil {

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 // TestPrintStatusFirewall checks the text status explains what filters
@@ -51,7 +51,7 @@ func TestPrintStatusFirewall(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var b bytes.Buffer
-			printStatus(&b, daemon.StatusInfo{Firewall: tt.fw})
+			printStatus(&b, localapi.StatusInfo{Firewall: tt.fw})
 			out := b.String()
 			for _, w := range tt.want {
 				if !strings.Contains(out, w) {

@@ -1,4 +1,4 @@
-package daemon
+package localapi
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,15 +25,6 @@ import (
 
 // ErrNotRunning means nothing answers on the LocalAPI socket.
 var ErrNotRunning = errors.New("the dialgate daemon is not running")
-
-// APIError is an error the daemon answered with.
-type APIError struct {
-	Status  int
-	Code    string // invalid, force, not_found, exists, lockout, forbidden, internal
-	Message string
-}
-
-func (e *APIError) Error() string { return e.Message }
 
 // Client talks to the daemon's LocalAPI.
 type Client struct {
@@ -100,7 +92,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		req.Header.Set(HeaderForce, "1")
 	}
 	if c.SSHUnknown != "" {
-		req.Header.Set(HeaderSSHUnknown, headerSafe(c.SSHUnknown))
+		req.Header.Set(HeaderSSHUnknown, HeaderSafe(c.SSHUnknown))
 		if method != http.MethodGet && c.Warn != nil {
 			c.warned.Do(func() {
 				fmt.Fprintf(c.Warn, "warning: %s; the SSH lockout guard is off, a change may cut this session off (sudo --preserve-env=SSH_CONNECTION keeps it on)\n", c.SSHUnknown)
@@ -121,11 +113,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("localapi: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var eb errorBody
-		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
-			eb.Error = fmt.Sprintf("daemon answered %s", resp.Status)
-		}
-		return &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error}
+		return apiError(resp.StatusCode, resp.Status, data)
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -303,4 +291,54 @@ func (c *Client) Import(ctx context.Context, req ImportRequest) (res ImportResul
 // ReloadDialplan asks the daemon to reload Asterisk's dialplan over AMI.
 func (c *Client) ReloadDialplan(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/v1/dialplan/reload", nil, nil)
+}
+
+// HeaderSafe keeps printable ASCII, at most 512 bytes.
+func HeaderSafe(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 512 {
+		s = s[:512]
+	}
+	return strings.TrimSpace(s)
+}
+
+// Backup streams a consistent copy of the database the daemon holds to w
+// and returns its size. The CLI writes it with store.SaveBackup, which
+// checks it before it replaces anything.
+func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://dialgate/v1/db/backup", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return 0, fmt.Errorf("%w (nothing answers on %s)", ErrNotRunning, c.socket)
+		}
+		return 0, fmt.Errorf("localapi: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return 0, apiError(resp.StatusCode, resp.Status, data)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("localapi: backup: %w", err)
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return n, fmt.Errorf("localapi: backup: got %d of %d bytes", n, resp.ContentLength)
+	}
+	return n, nil
+}
+
+// CheckDB asks the daemon to check the database it holds.
+func (c *Client) CheckDB(ctx context.Context) (r store.CheckReport, err error) {
+	return r, c.do(ctx, http.MethodPost, "/v1/db/check", nil, &r)
 }

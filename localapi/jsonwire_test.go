@@ -1,4 +1,4 @@
-package daemon
+package localapi
 
 import (
 	"encoding/json"

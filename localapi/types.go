@@ -1,8 +1,9 @@
-package daemon
+package localapi
 
 import (
 	"time"
 
+	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/firewall"
 	"github.com/dialgate/dialgate/store"
 )
@@ -31,12 +32,6 @@ type AccountInfo struct {
 	// identify the caller without it.
 	Number    string   `json:"number,omitempty"`
 	CallerIDs []string `json:"callerids"`
-}
-
-func accountInfo(a store.Account) AccountInfo {
-	return AccountInfo{Name: a.Name, Perms: a.Perms, Comment: a.Comment, Enabled: a.Enabled, Created: a.Created,
-		Passcode: a.PasscodeHash != "", Lifetime: a.GrantLifetime, MaxGrants: a.MaxGrants, Extension: a.Extension, MayKeyIP: a.MayKeyIP,
-		Number: a.Number, CallerIDs: append([]string{}, a.CallerIDs...)}
 }
 
 // EntryInfo is a static entry with its effective permissions.
@@ -118,12 +113,6 @@ type DeleteResult struct {
 	Grants  []GrantInfo `json:"grants,omitempty"`
 }
 
-// errorBody is every non-2xx response.
-type errorBody struct {
-	Error string `json:"error"`
-	Code  string `json:"code"` // invalid, force, not_found, exists, lockout, internal
-}
-
 // Header names the CLI sends.
 const (
 	// HeaderSSH carries "CLIENT_IP SERVER_PORT" of the SSH session the
@@ -183,4 +172,161 @@ type RefreshRequest struct {
 type ProvidersRequest struct {
 	Names []string `json:"names,omitempty"`
 	All   bool     `json:"all,omitempty"`
+}
+
+// LockoutInfo is one lockout record as `dialgate lockouts list` shows it.
+type LockoutInfo struct {
+	Key         string    `json:"key"`
+	Failures    int       `json:"failures"` // within the failure window
+	LockedUntil time.Time `json:"locked_until,omitzero"`
+	Locked      bool      `json:"locked"`
+}
+
+// AuditFilter selects audit records.
+type AuditFilter struct {
+	Since   time.Time
+	Limit   int    // newest Limit records; 0: all
+	Account string // exact account name
+	Action  string // exact action, or a prefix ending in '.' ("grant.")
+	Result  string // exact result
+}
+
+// DropsInfo is GET /v1/drops: who the firewall's final drop hit, read
+// from the kernel's drop accounting sets (see firewall.Drop).
+type DropsInfo struct {
+	// Drops are the selected sources, most packets first, cut to the
+	// limit asked for.
+	Drops []firewall.Drop `json:"drops"`
+	// Matched counts the drops the filter selected before the limit;
+	// Summary totals them.
+	Matched int                  `json:"matched"`
+	Summary firewall.DropSummary `json:"summary"`
+	// Window is how long the kernel remembers a source after its last
+	// drop.
+	Window time.Duration `json:"window"`
+}
+
+// UpdateEntryRequest changes an entry in place, keeping its ID: nil
+// fields stay as they are. Perms "" (not nil) makes the entry inherit its
+// account's perms again.
+type UpdateEntryRequest struct {
+	Perms          *string `json:"perms,omitempty"`
+	Comment        *string `json:"comment,omitempty"`
+	RefreshSeconds *int64  `json:"refresh_seconds,omitempty"`
+	Force          bool    `json:"force,omitempty"`
+}
+
+// ExplainRequest asks why an address is admitted or dropped: for every
+// service, or for one protocol and port.
+type ExplainRequest struct {
+	Addr  string `json:"addr"`
+	Proto string `json:"proto,omitempty"` // with Port: "tcp" or "udp"
+	Port  uint16 `json:"port,omitempty"`
+}
+
+// Explanation answers "why can (not) this address connect": what admits
+// it, service by service, in the order the firewall decides, and whether
+// the kernel agrees with the database.
+type Explanation struct {
+	Addr string `json:"addr"`
+	// Verdicts has one line per service (or the one asked), in code order.
+	Verdicts []Verdict `json:"verdicts"`
+	// Matches are the entries, grants and ranges that contain the address,
+	// whatever they admit.
+	Matches []Match `json:"matches"`
+	// Notes say what holds for every address: loopback, replies,
+	// ICMP, ports open to everyone, secret SIP domains.
+	Notes []string `json:"notes"`
+	// Kernel says whether the kernel's sets hold the address exactly where
+	// the database says they should; Disagreements lists where not.
+	// Drops are this address's recent packets the final DROP hit, by
+	// service (most packets first), from the kernel's drop accounting.
+	Drops         []firewall.Drop `json:"drops"`
+	KernelChecked bool            `json:"kernel_checked"`
+	KernelAgrees  bool            `json:"kernel_agrees"`
+	Disagreements []string        `json:"disagreements"`
+	Protected     bool            `json:"protected"`
+}
+
+// Verdict is one service's answer.
+type Verdict struct {
+	Code     int      `json:"code"` // 0 for a port outside every service
+	Service  string   `json:"service"`
+	Ports    string   `json:"ports"`
+	Admitted bool     `json:"admitted"`
+	By       []string `json:"by"` // what admits it, or what drops it
+}
+
+// Match is one thing in the database or config that contains the address.
+type Match struct {
+	Kind    string `json:"kind"` // lan, entry, grant, provider
+	ID      string `json:"id,omitempty"`
+	Account string `json:"account,omitempty"`
+	Value   string `json:"value"`                  // the entry's value, the grant's IP, the range
+	Via     string `json:"via,omitempty"`          // an FQDN entry: the address it resolved to
+	Perms   string `json:"perms"`                  // codes it admits ("0" all)
+	Active  bool   `json:"active"`                 // false: its account is disabled, or the grant expired
+	Why     string `json:"why,omitempty"`          // why it is not active
+	LeftSec int64  `json:"left_seconds,omitempty"` // a grant's time left
+}
+
+// ImportRequest carries accounts and entries from another firewall tool
+// (the CLI parses the files; the daemon validates everything again, as
+// for any API input, and applies it in one transaction).
+type ImportRequest struct {
+	Source   string          `json:"source"` // "tm3", for the audit log
+	Accounts []ImportAccount `json:"accounts"`
+}
+
+// ImportAccount is one account to create (or extend).
+type ImportAccount struct {
+	Name    string        `json:"name"`
+	Perms   []int         `json:"perms"`
+	Comment string        `json:"comment,omitempty"`
+	Entries []ImportEntry `json:"entries"`
+	// MustExist refuses the import when the account does not exist
+	// (`allow --file` lines for an account the file does not define):
+	// entries are never added to an account made up on the spot.
+	MustExist bool `json:"must_exist,omitempty"`
+}
+
+// ImportEntry is one entry; nil Perms inherits the account's.
+type ImportEntry struct {
+	Kind    store.EntryKind `json:"kind"`
+	Value   string          `json:"value"`
+	Perms   []int           `json:"perms,omitempty"`
+	Comment string          `json:"comment,omitempty"`
+	// Force and RefreshSeconds are what `allow --force` and `--refresh`
+	// are for one entry.
+	Force          bool  `json:"force,omitempty"`
+	RefreshSeconds int64 `json:"refresh_seconds,omitempty"`
+}
+
+// ImportResult says what the import did.
+type ImportResult struct {
+	Created []string    `json:"created"` // accounts
+	Kept    []string    `json:"kept"`    // accounts that existed
+	Added   []EntryInfo `json:"added"`
+	Already []string    `json:"already"` // entries that existed
+}
+
+// ProviderInfo is a provider and whether it is enabled.
+type ProviderInfo struct {
+	auth.Provider
+	Enabled bool `json:"enabled"`
+	Entries int  `json:"entries"`
+}
+
+// PendingReload is a `reload --confirm` waiting for `dialgate confirm`.
+type PendingReload struct {
+	Deadline time.Time `json:"deadline"`
+	Left     float64   `json:"left_seconds"`
+}
+
+// ServiceInfo is the state of the FastAGI door and the AMI login.
+type ServiceInfo struct {
+	AGIListen  string `json:"agi_listen"` // "" when the door is off
+	AGIServing bool   `json:"agi_serving"`
+	AMIEnabled bool   `json:"ami_enabled"`
+	AMILogin   bool   `json:"ami_logged_in"`
 }
