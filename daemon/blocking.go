@@ -12,7 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dialgate/dialgate/ami"
+	"github.com/dialgate/dialgate/auth"
 	"github.com/dialgate/dialgate/firewall"
+	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
 
@@ -286,4 +288,54 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n], "") + "..."
+}
+
+// Blocks lists the blocked sources as the kernel holds them (a restart
+// or a clock jump cannot make the daemon's own record disagree).
+func (d *Daemon) Blocks(ctx context.Context) ([]localapi.BlockInfo, error) {
+	out := []localapi.BlockInfo{}
+	b, ok := d.fw.(firewall.Blocker)
+	if !ok {
+		return out, nil
+	}
+	bs, err := b.Blocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range bs {
+		out = append(out, localapi.BlockInfo{Addr: x.Addr.String(), LeftSeconds: int64((x.Left + time.Second - 1) / time.Second)})
+	}
+	return out, nil
+}
+
+// ClearBlocks unblocks addr, or every blocked source with all, and
+// returns what it unblocked. An address that is not blocked is
+// ErrNotFound: the admin typed something that did nothing.
+func (d *Daemon) ClearBlocks(ctx context.Context, addr string, all bool) ([]localapi.BlockInfo, error) {
+	bs, err := d.Blocks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var want netip.Addr
+	if !all {
+		if want, err = netip.ParseAddr(addr); err != nil {
+			return nil, fmt.Errorf("%w: %q is not an IP address", auth.ErrInvalid, addr)
+		}
+		want = want.Unmap()
+	}
+	out := []localapi.BlockInfo{}
+	for _, x := range bs {
+		a := netip.MustParseAddr(x.Addr)
+		if !all && a != want {
+			continue
+		}
+		if err := d.guard.unblock(ctx, a, "cli", "dialgate blocks clear"); err != nil {
+			return out, err
+		}
+		out = append(out, x)
+	}
+	if !all && len(out) == 0 {
+		return nil, fmt.Errorf("%s is not blocked: %w", want, store.ErrNotFound)
+	}
+	return out, nil
 }

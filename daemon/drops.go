@@ -21,7 +21,7 @@ func (d *Daemon) Drops(ctx context.Context, f firewall.DropFilter) (localapi.Dro
 	limit := f.Limit
 	f.Limit, f.Now = 0, d.now()
 	sel := firewall.FilterDrops(ds, f)
-	info := localapi.DropsInfo{Matched: len(sel), Summary: firewall.SummarizeDrops(sel), Window: firewall.DropsTimeout}
+	info := localapi.DropsInfo{Matched: len(sel), Summary: firewall.SummarizeDrops(sel), WindowSeconds: int64(firewall.DropsTimeout / time.Second)}
 	if limit > 0 && len(sel) > limit {
 		sel = sel[:limit]
 	}

@@ -98,6 +98,10 @@ func (d *Daemon) Handler() http.Handler {
 		return d.Drops(r.Context(), f)
 	}))
 	mux.HandleFunc("GET /v1/lockouts", d.handle(func(r *http.Request) (any, error) { return d.Lockouts() }))
+	mux.HandleFunc("GET /v1/blocks", d.handle(func(r *http.Request) (any, error) { return d.Blocks(r.Context()) }))
+	mux.HandleFunc("DELETE /v1/blocks", d.handle(func(r *http.Request) (any, error) {
+		return d.ClearBlocks(r.Context(), r.URL.Query().Get("addr"), r.URL.Query().Get("all") == "true")
+	}))
 	mux.HandleFunc("DELETE /v1/lockouts", d.handle(func(r *http.Request) (any, error) {
 		return d.ClearLockouts(r.Context(), r.URL.Query().Get("key"), r.URL.Query().Get("all") == "true")
 	}))

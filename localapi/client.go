@@ -209,6 +209,20 @@ func (c *Client) ClearLockouts(ctx context.Context, what string, all bool) (keys
 	return keys, c.do(ctx, http.MethodDelete, "/v1/lockouts?"+q.Encode(), nil, &keys)
 }
 
+// Blocks lists the sources blocked for failed authentication.
+func (c *Client) Blocks(ctx context.Context) (bs []BlockInfo, err error) {
+	return bs, c.do(ctx, http.MethodGet, "/v1/blocks", nil, &bs)
+}
+
+// ClearBlocks unblocks one address, or every blocked source with all.
+func (c *Client) ClearBlocks(ctx context.Context, addr string, all bool) (bs []BlockInfo, err error) {
+	q := url.Values{"addr": {addr}}
+	if all {
+		q.Set("all", "true")
+	}
+	return bs, c.do(ctx, http.MethodDelete, "/v1/blocks?"+q.Encode(), nil, &bs)
+}
+
 // Grants lists live grants.
 func (c *Client) Grants(ctx context.Context) (gs []GrantInfo, err error) {
 	return gs, c.do(ctx, http.MethodGet, "/v1/grants", nil, &gs)

@@ -201,9 +201,9 @@ type DropsInfo struct {
 	// Summary totals them.
 	Matched int                  `json:"matched"`
 	Summary firewall.DropSummary `json:"summary"`
-	// Window is how long the kernel remembers a source after its last
-	// drop.
-	Window time.Duration `json:"window"`
+	// WindowSeconds is how long the kernel remembers a source after its
+	// last drop.
+	WindowSeconds int64 `json:"window_seconds"`
 }
 
 // UpdateEntryRequest changes an entry in place, keeping its ID: nil
@@ -329,4 +329,10 @@ type ServiceInfo struct {
 	AGIServing bool   `json:"agi_serving"`
 	AMIEnabled bool   `json:"ami_enabled"`
 	AMILogin   bool   `json:"ami_logged_in"`
+}
+
+// BlockInfo is a source blocked for failed authentication.
+type BlockInfo struct {
+	Addr        string `json:"addr"`
+	LeftSeconds int64  `json:"left_seconds"`
 }

@@ -93,7 +93,7 @@ func selectDrops(cfg firewall.Config, ds []firewall.Drop, f firewall.DropFilter,
 	limit := f.Limit
 	f.Limit, f.Now = 0, now
 	sel := firewall.FilterDrops(ds, f)
-	info := localapi.DropsInfo{Matched: len(sel), Summary: firewall.SummarizeDrops(sel), Window: firewall.DropsTimeout}
+	info := localapi.DropsInfo{Matched: len(sel), Summary: firewall.SummarizeDrops(sel), WindowSeconds: int64(firewall.DropsTimeout / time.Second)}
 	if limit > 0 && len(sel) > limit {
 		sel = sel[:limit]
 	}
@@ -104,7 +104,7 @@ func selectDrops(cfg firewall.Config, ds []firewall.Drop, f firewall.DropFilter,
 // printDrops prints the table: one line per source and service.
 func printDrops(w io.Writer, info localapi.DropsInfo, now time.Time) error {
 	if info.Matched == 0 {
-		fmt.Fprintf(w, "no drops recorded (the kernel remembers the last %s)\n", shortDur(info.Window))
+		fmt.Fprintf(w, "no drops recorded (the kernel remembers the last %s)\n", shortDur(time.Duration(info.WindowSeconds)*time.Second))
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

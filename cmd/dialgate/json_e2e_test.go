@@ -39,6 +39,7 @@ func TestJSONOutput(t *testing.T) {
 		{"explain", "--json", "203.0.113.7", "udp/5060"},
 		{"export", "--json"},
 		{"drops", "--json"},
+		{"blocks", "list", "--json"},
 	}
 	// Every command with --json is in the table.
 	var walk func(c *cobra.Command)
