@@ -71,7 +71,10 @@ func (d *Daemon) startAMI(ctx context.Context, cfg AMIConfig) {
 	d.ami.Store(c)
 	lookup := amiLookup{c: c, timeout: cfg.LookupTimeout.Duration}
 	d.door.SetContacts(lookup)
-	if cfg.FollowReregister {
+	// Registration events are always followed: follow_reregister and
+	// [responsive] are read per event, so a reload that turns them on
+	// needs no new AMI session.
+	{
 		events, cancel := c.Subscribe(func(m ami.Message) bool {
 			e := m.Event()
 			return e == "PeerStatus" || e == "ContactStatus"
@@ -96,6 +99,7 @@ func (d *Daemon) startAMI(ctx context.Context, cfg AMIConfig) {
 		for m := range security {
 			if ev, ok := ami.ParseSecurityEvent(m); ok {
 				d.guard.onEvent(ctx, ev)
+				d.onAuth(ctx, ev)
 			}
 		}
 	}()
@@ -210,9 +214,14 @@ func registration(ev ami.Message) (regEvent, bool) {
 func (d *Daemon) onRegistration(ctx context.Context, lookup ContactLookup, r regEvent) {
 	switch r.kind {
 	case regRegistered:
-		d.followRegistration(ctx, r.ext, r.addr)
+		if d.config().AMI.FollowReregister {
+			d.followRegistration(ctx, r.ext, r.addr)
+		}
+		d.grantRegistration(ctx, r.ext, r.addr, "registered")
 	case regRemoved:
-		d.endRegistration(ctx, lookup, r.ext, r.addr)
+		if cfg := d.config(); cfg.AMI.FollowReregister || cfg.Responsive.Enabled {
+			d.endRegistration(ctx, lookup, r.ext, r.addr)
+		}
 	}
 }
 
@@ -284,6 +293,13 @@ func isContactGrant(g store.Grant, now time.Time) bool {
 	return g.Source == "phone:contact" && g.Expires.After(now)
 }
 
+// isRegistrationBound reports whether g is a live grant that lasts only
+// as long as a registration: one made for a registered contact by the
+// door, or by the registration itself.
+func isRegistrationBound(g store.Grant, now time.Time) bool {
+	return (g.Source == "phone:contact" || g.Source == registrationSource) && g.Expires.After(now)
+}
+
 // grantAt reports whether the grant is for exactly addr.
 func grantAt(g store.Grant, addr netip.Addr) bool {
 	a, err := netip.ParseAddr(g.IP)
@@ -315,7 +331,7 @@ func unregisteredGrants(tx store.Tx, ext string, addr netip.Addr, now time.Time)
 	var victims []store.Grant
 	count := map[string]int{}
 	for _, g := range grants {
-		if !mine[g.Account] || !isContactGrant(g, now) {
+		if !mine[g.Account] || !isRegistrationBound(g, now) {
 			continue
 		}
 		count[g.Account]++

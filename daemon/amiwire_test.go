@@ -220,6 +220,7 @@ func newRegTest(t *testing.T) *regTest {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DB = filepath.Join(t.TempDir(), "dialgate.db")
+	cfg.AMI.FollowReregister = true // what these tests exercise
 	createDB(t, cfg.DB)
 	fw := testBackend{fwfake.New()}
 	d, err := New(Options{Config: cfg, Backend: fw, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})

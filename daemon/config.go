@@ -30,17 +30,18 @@ const (
 
 // Config is the daemon's configuration file, /etc/dialgate/dialgate.toml.
 type Config struct {
-	DB       string         `toml:"db"`
-	Socket   string         `toml:"socket"`
-	LogLevel string         `toml:"log_level"`
-	Firewall FirewallConfig `toml:"firewall"`
-	FQDN     FQDNConfig     `toml:"fqdn"`
-	AGI      AGIConfig      `toml:"agi"`
-	Door     DoorConfig     `toml:"door"`
-	AMI      AMIConfig      `toml:"ami"`
-	Metrics  MetricsConfig  `toml:"metrics"`
-	Audit    AuditConfig    `toml:"audit"`
-	Blocking BlockingConfig `toml:"blocking"`
+	DB         string           `toml:"db"`
+	Socket     string           `toml:"socket"`
+	LogLevel   string           `toml:"log_level"`
+	Firewall   FirewallConfig   `toml:"firewall"`
+	FQDN       FQDNConfig       `toml:"fqdn"`
+	AGI        AGIConfig        `toml:"agi"`
+	Door       DoorConfig       `toml:"door"`
+	AMI        AMIConfig        `toml:"ami"`
+	Metrics    MetricsConfig    `toml:"metrics"`
+	Audit      AuditConfig      `toml:"audit"`
+	Blocking   BlockingConfig   `toml:"blocking"`
+	Responsive ResponsiveConfig `toml:"responsive"`
 
 	// Warnings are settings that are accepted but risky (FastAGI reachable
 	// from afar, a secret in a world-readable file, ...). The daemon logs
@@ -225,6 +226,7 @@ func DefaultConfig() Config {
 	c.Firewall.Backend = firewall.KindIPTables
 	c.Audit = defaultAudit()
 	c.Blocking = BlockingConfig{After: 5, Window: Duration{10 * time.Minute}, BlockFor: Duration{time.Hour}}
+	c.Responsive = ResponsiveConfig{Grant: "sip", GrantFor: Duration{time.Hour}}
 	return c
 }
 
@@ -444,6 +446,9 @@ func parseConfig(path string, data []byte) (Config, error) {
 	if err := c.Blocking.validate(); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
+	if err := c.Responsive.validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
 	fresh := defaultSounds()
 	for _, p := range []*string{&c.Door.Sounds.IPPrompt, &c.Door.Sounds.Failed} {
 		if key, stale := staleSounds[*p]; stale {
@@ -575,6 +580,17 @@ follow_reregister = false # move a live grant when the phone registers from a ne
 after = 5
 window = "10m"
 block_for = "1h"
+
+[responsive]
+# Zero-touch travelers: a phone whose extension is bound to an account
+# (dialgate account set NAME --extension EXT) and that registers with
+# valid credentials gets its address granted for grant_for, renewed on
+# every re-registration and ended when it unregisters. Needs [ami]
+# (read = system,security). grant = "sip" admits SIP only (codes 1, 2);
+# "account" the account's own services.
+enabled = false
+grant = "sip"
+grant_for = "1h"
 
 [metrics]
 # Prometheus endpoint (/metrics), loopback only; empty: off.

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -67,9 +68,13 @@ func (d *Daemon) Grant(ctx context.Context, req GrantRequest) (store.Grant, erro
 			return nil, fmt.Errorf("account %q is disabled", acct.Name)
 		}
 		now := d.now()
-		life := acct.GrantLifetime
+		life := cmp.Or(req.Lifetime, acct.GrantLifetime)
 		if life <= 0 {
 			life = cfg.Lifetime.Duration
+		}
+		perms := acct.Perms
+		if !req.Perms.IsEmpty() {
+			perms = req.Perms
 		}
 		max := acct.MaxGrants
 		if max <= 0 {
@@ -85,7 +90,7 @@ func (d *Daemon) Grant(ctx context.Context, req GrantRequest) (store.Grant, erro
 				live = append(live, x)
 			}
 		}
-		g = store.Grant{Account: acct.Name, IP: ip.String(), Perms: acct.Perms, Created: now, Expires: now.Add(life),
+		g = store.Grant{Account: acct.Name, IP: ip.String(), Perms: perms, Created: now, Expires: now.Add(life),
 			Source: req.Source, CallerID: req.CallerID, Channel: req.Channel}
 		if i := slices.IndexFunc(live, func(x store.Grant) bool { return x.IP == g.IP }); i >= 0 {
 			g.ID, g.Created = live[i].ID, live[i].Created // renewal

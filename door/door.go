@@ -51,9 +51,14 @@ var ErrAdmitted = errors.New("address already admitted")
 type GrantRequest struct {
 	Account  string
 	IP       netip.Addr
-	Source   string // "phone:contact", "phone:channel", ...
+	Source   string // "phone:contact", "phone:channel", "phone:register", ...
 	CallerID string
 	Channel  string
+	// Perms and Lifetime, when set, replace the account's perms and
+	// grant lifetime (a registration grant admits SIP only, for the
+	// registration's life).
+	Perms    store.PermSet
+	Lifetime time.Duration
 }
 
 // GrantFunc records a grant and makes the kernel admit it. Errors wrapping
