@@ -1065,7 +1065,7 @@ func (b *IPTables) Verify(ctx context.Context, want State) (Drift, error) {
 			case !s.timeouts:
 				d.add(DriftSet, f, "set %s was made without timeout support", name)
 			default:
-				if diff := memberDiff(want.Sets[code], f.has, s.members); diff != "" {
+				if diff := MemberDiff(want.Sets[code], f.has, s.members); diff != "" {
 					d.add(DriftMembers, f, "set %s: %s", name, diff)
 				}
 			}

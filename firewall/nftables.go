@@ -1501,7 +1501,7 @@ func (b *NFTables) Verify(ctx context.Context, want State) (Drift, error) {
 				have[k.prefix] = k.timeout
 			}
 		}
-		if diff := memberDiff(wantM, keep, have); diff != "" {
+		if diff := MemberDiff(wantM, keep, have); diff != "" {
 			d.add(DriftMembers, def.fam, "set %s: %s", def.name, diff)
 		}
 	}

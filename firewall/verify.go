@@ -128,14 +128,14 @@ type KernelChange struct {
 	By string
 }
 
-// memberDiff compares the members of one set with the ones it should
+// MemberDiff compares the members of one set with the ones it should
 // hold: those of want for which keep is true (nil: all), both as prefix
 // -> time left (zero: permanent). It describes the differences: members
 // missing, members extra, timeouts off by more than VerifySlack. Members
 // about to expire may be missing, and the kernel may hold a member a
 // little past its expiry: neither counts. Nothing is sorted or copied
 // unless something differs: at 10 000 members this runs every second.
-func memberDiff(want map[netip.Prefix]time.Duration, keep func(netip.Prefix) bool, have map[netip.Prefix]time.Duration) string {
+func MemberDiff(want map[netip.Prefix]time.Duration, keep func(netip.Prefix) bool, have map[netip.Prefix]time.Duration) string {
 	var missing, extra, timeout []string
 	for p, t := range want {
 		if keep != nil && !keep(p) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/dialgate/dialgate/firewall"
@@ -208,50 +207,10 @@ func (b *Backend) Verify(ctx context.Context, want firewall.State) (firewall.Dri
 					have[m.Prefix] = m.Timeout
 				}
 			}
-			if diff := memberDiff(wantM, have); diff != "" {
+			if diff := firewall.MemberDiff(wantM, nil, have); diff != "" {
 				add(firewall.DriftMembers, "set %s: %s", firewall.SetName(code, f), diff)
 			}
 		}
 	}
 	return d, nil
-}
-
-// memberDiff mirrors the real backends' comparison: missing, extra and
-// wrong-timeout members, forgiving members within firewall.VerifySlack of
-// their expiry.
-func memberDiff(want, have map[netip.Prefix]time.Duration) string {
-	slack := firewall.VerifySlack
-	var missing, extra, timeout []string
-	for p, t := range want {
-		h, ok := have[p]
-		switch {
-		case !ok:
-			if t > 0 && t <= slack {
-				continue
-			}
-			missing = append(missing, p.String())
-		case (h == 0) != (t == 0):
-			timeout = append(timeout, p.String())
-		case t != 0:
-			if w := min((t + time.Second - 1).Truncate(time.Second), maxTimeout); h-w > slack || w-h > slack {
-				timeout = append(timeout, p.String())
-			}
-		}
-	}
-	for p, h := range have {
-		if _, ok := want[p]; !ok && (h == 0 || h > slack) {
-			extra = append(extra, p.String())
-		}
-	}
-	var parts []string
-	for _, x := range []struct {
-		what  string
-		items []string
-	}{{"missing", missing}, {"not in the database", extra}, {"with the wrong timeout", timeout}} {
-		if len(x.items) > 0 {
-			slices.Sort(x.items)
-			parts = append(parts, fmt.Sprintf("%d %s (%s)", len(x.items), x.what, strings.Join(x.items, ", ")))
-		}
-	}
-	return strings.Join(parts, ", ")
 }
