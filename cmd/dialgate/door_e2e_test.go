@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -360,22 +358,7 @@ func TestMetrics(t *testing.T) {
 	e.passcode("alice", "48151623", aliceNumber)
 	e.call("48151623", "555", fwtest.ClientV4.String(), "--account", aliceNumber)
 	e.call("11112222", "556", fwtest.ClientV4.String(), "--account", aliceNumber)
-	var body string
-	// net/http dials on a goroutine of its own, outside the namespace:
-	// dial here and speak HTTP/1.0 by hand.
-	err := fwtest.Do(e.lab.Server, func() error {
-		c, err := net.Dial("tcp", "127.0.0.1:9477")
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		if _, err := io.WriteString(c, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n"); err != nil {
-			return err
-		}
-		b, err := io.ReadAll(c)
-		body = string(b)
-		return err
-	})
+	body, err := httpGet(e, "127.0.0.1:9477")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,8 +122,9 @@ func (e *e2e) metricsGet(t *testing.T, addr string) string {
 	return ""
 }
 
-// httpGet speaks HTTP/1.0 by hand: net/http dials on goroutines of its
-// own, outside the namespace fwtest.Do entered.
+// httpGet fetches /metrics from addr inside the lab's server namespace.
+// net/http dials on a goroutine of its own, outside the namespace: dial
+// here and speak HTTP/1.0 by hand.
 func httpGet(e *e2e, addr string) (string, error) {
 	var body string
 	err := fwtest.Do(e.lab.Server, func() error {
