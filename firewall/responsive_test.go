@@ -160,6 +160,16 @@ func TestResponsiveSIP(t *testing.T) {
 						t.Errorf("stranger's %s on its answered REGISTER's flow passed", m)
 					}
 				}
+				// "REGISTER " must open the datagram: elsewhere it does not
+				// count (this would spend the last of the burst).
+				for _, msg := range [][]byte{
+					append([]byte(" "), sipMessage("REGISTER", "pbx.example.org")...),
+					sipMessage("OPTIONS", "x REGISTER sip:pbx.example.org"),
+				} {
+					if s2.send(probeTimeout, msg) != 0 {
+						t.Errorf("stranger's %.20q passed", msg)
+					}
+				}
 				if !s2.passes("REGISTER") {
 					t.Error("stranger's second REGISTER (within the burst) on its flow dropped")
 				}
