@@ -738,3 +738,102 @@ func BenchmarkBlock10000(b *testing.B) {
 		b.ReportMetric(rOn/rOff, bk.name+"-accepted-on/off")
 	}
 }
+
+// BenchmarkResponsive10000 measures responsive SIP, per backend, with
+// 10 000 entries in the SSH set: the TCP connect rate of a whitelisted
+// client (accepted traffic: the established accept checks the connmark
+// bit, the responsive rules are never reached) with responsive SIP on
+// and off, alternating, and a REGISTER flood of 10 000 datagrams from
+// one stranger as fast as one socket sends them, counting how many reach
+// the server's socket (at most burst + rate * duration should).
+func BenchmarkResponsive10000(b *testing.B) {
+	lab := fwtest.NewLab(b)
+	lab.Echo(b, "tcp", 22)
+	var got atomic.Int64
+	err := fwtest.Do(lab.Server, func() error {
+		pc, err := net.ListenPacket("udp", "[::]:5060")
+		if err != nil {
+			return err
+		}
+		b.Cleanup(func() { pc.Close() })
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				if _, _, err := pc.ReadFrom(buf); err != nil {
+					return
+				}
+				got.Add(1)
+			}
+		}()
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	on := firewall.State{Config: firewall.DefaultConfig()}
+	on.Config.LAN = nil
+	on.Config.Responsive = firewall.ResponsiveConfig{Enabled: true, PerMinute: 6, Burst: 3}
+	for _, p := range benchPrefixes(10000) {
+		on.Add(firewall.CodeSSH, p, 0)
+	}
+	on.Add(firewall.CodeSSH, netip.PrefixFrom(fwtest.ClientV4, 32), 0)
+	off := on
+	off.Config.Responsive.Enabled = false
+	ctx := context.Background()
+	do := func(fn func() error) {
+		if err := fwtest.Do(lab.Server, fn); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const d = 2 * time.Second
+	msg := sipMessage("REGISTER", "pbx.example.org")
+	for _, bk := range backends {
+		fw := bk.new(b, lab)
+		var rOn, rOff float64
+		for i := 0; i < b.N; i++ {
+			for round := 0; round < 2; round++ {
+				do(func() error { return fw.Apply(ctx, on) })
+				rOn += connectRate(b, lab, fwtest.ClientV4, d)
+				do(func() error { return fw.Apply(ctx, off) })
+				rOff += connectRate(b, lab, fwtest.ClientV4, d)
+			}
+		}
+		// The flood: a fresh rate table (Remove, then Apply).
+		do(func() error { return fw.Remove(ctx) })
+		do(func() error { return fw.Apply(ctx, on) })
+		got.Store(0)
+		var took time.Duration
+		err := fwtest.Do(lab.Client, func() error {
+			c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(fwtest.OtherV4, 0)),
+				net.UDPAddrFromAddrPort(netip.AddrPortFrom(fwtest.ServerV4, 5060)))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			start := time.Now()
+			for range 10000 {
+				if _, err := c.Write(msg); err != nil {
+					return err
+				}
+			}
+			took = time.Since(start)
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		reached := got.Load()
+		limit := 3 + 6*took.Minutes()
+		if float64(reached) > limit+1 {
+			b.Errorf("%s: %d of 10000 REGISTERs reached the server in %v, want at most %.1f", bk.name, reached, took, limit)
+		}
+		do(func() error { return fw.Remove(ctx) })
+		runs := float64(2 * b.N)
+		b.ReportMetric(rOn/runs, bk.name+"-accepted-conn/s-resp-on")
+		b.ReportMetric(rOff/runs, bk.name+"-accepted-conn/s-resp-off")
+		b.ReportMetric(rOn/rOff, bk.name+"-accepted-on/off")
+		b.ReportMetric(float64(reached), bk.name+"-flood-reached-of-10000")
+		b.ReportMetric(took.Seconds()*1000, bk.name+"-flood-ms")
+	}
+}

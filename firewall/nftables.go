@@ -519,6 +519,12 @@ func (tx *nftTx) replaceTable(plan nftPlan, want State, blocked map[Family][]nft
 			return err
 		}
 	}
+	for _, f := range families {
+		s := nftRespSet(f, tx.id())
+		if err := tx.queueErr(func(c *nftables.Conn) error { return c.AddSet(s, nil) }); err != nil {
+			return fmt.Errorf("set %s: %w", s.Name, err)
+		}
+	}
 	tx.queue(func(c *nftables.Conn) { c.AddChain(nftChain()) })
 	return tx.addRules(plan)
 }
@@ -527,6 +533,7 @@ func (tx *nftTx) replaceTable(plan nftPlan, want State, blocked map[Family][]nft
 // sets are in place: the chain and the sets are flushed and filled again.
 func (tx *nftTx) refill(plan nftPlan, want State) error {
 	tx.queue(func(c *nftables.Conn) { c.FlushChain(nftChain()) })
+	tx.flushResp()
 	if err := tx.addRules(plan); err != nil {
 		return err
 	}
@@ -538,6 +545,15 @@ func (tx *nftTx) refill(plan nftPlan, want State) error {
 		}
 	}
 	return nil
+}
+
+// flushResp empties the responsive rate sets, whose elements carry the
+// limit of the rules that made them: new rules start afresh.
+func (tx *nftTx) flushResp() {
+	for _, f := range families {
+		s := nftRespSet(f, 0)
+		tx.queue(func(c *nftables.Conn) { c.FlushSet(s) })
+	}
 }
 
 // addRules queues the chain's rules, each with the anonymous sets it
@@ -777,11 +793,12 @@ func (st *nftState) hooked() bool {
 // shapeOK reports whether the table has exactly dialgate's chain and
 // sets, so that Apply can patch it instead of replacing it.
 func (st *nftState) shapeOK() bool {
-	if !st.hooked() || st.chains != 1 || len(st.sets) != len(nftSetDefs)+2*len(families) {
+	if !st.hooked() || st.chains != 1 || len(st.sets) != len(nftSetDefs)+3*len(families) {
 		return false
 	}
 	for _, f := range families {
-		if !dropsShapeOK(f, st.sets[nftDropsSetName(f)]) || !blockShapeOK(f, st.sets[nftBlockSetName(f)]) {
+		if !dropsShapeOK(f, st.sets[nftDropsSetName(f)]) || !blockShapeOK(f, st.sets[nftBlockSetName(f)]) ||
+			!respShapeOK(f, st.sets[nftRespSetName(f)]) {
 			return false
 		}
 	}
@@ -859,6 +876,7 @@ func (b *NFTables) apply(ctx context.Context, want State, rebuild bool) error {
 		if err == nil && (st.fp != plan.fp || st.rules != len(plan.rules) || st.render != b.expectedRender(plan)) {
 			rulesChanged = true
 			tx.queue(func(c *nftables.Conn) { c.FlushChain(nftChain()) })
+			tx.flushResp()
 			err = tx.addRules(plan)
 		}
 	}
@@ -1465,8 +1483,17 @@ func (b *NFTables) Verify(ctx context.Context, want State) (Drift, error) {
 			d.add(DriftSet, f, "block set %s is not the kind of set dialgate makes", nftBlockSetName(f))
 		}
 	}
+	for _, f := range families {
+		switch s, ok := st.sets[nftRespSetName(f)]; {
+		case !ok:
+			d.add(DriftSet, f, "responsive sip rate set %s is missing", nftRespSetName(f))
+		case !respShapeOK(f, s):
+			d.add(DriftSet, f, "responsive sip rate set %s is not the kind of set dialgate makes", nftRespSetName(f))
+		}
+	}
 	for name := range st.sets {
-		if name == nftDropsSetName(V4) || name == nftDropsSetName(V6) || name == nftBlockSetName(V4) || name == nftBlockSetName(V6) {
+		if name == nftDropsSetName(V4) || name == nftDropsSetName(V6) || name == nftBlockSetName(V4) || name == nftBlockSetName(V6) ||
+			name == nftRespSetName(V4) || name == nftRespSetName(V6) {
 			continue
 		}
 		if !slices.ContainsFunc(nftSetDefs, func(x nftSetDef) bool { return x.name == name }) {

@@ -232,13 +232,19 @@ func nftPlanFor(c Config) (nftPlan, error) {
 			add(rule(drop, saddrSets(f, false, nftBlockSetName(f))))
 		}
 	}
-	add(rule(accept, cond(
+	established := []match{cond(
 		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
 			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
 			Xor:  binaryutil.NativeEndian.PutUint32(0)},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
-	)))
+	)}
+	if c.Responsive.Enabled {
+		// Flows the responsive rules admitted go through the rules again
+		// (see responsive.go).
+		established = append(established, nftMarkClear())
+	}
+	add(rule(accept, established...))
 	if c.ICMP {
 		add(rule(accept, l4protoNum(unix.IPPROTO_ICMP), icmpTypes(nftables.TypeICMPType, icmp4Types...)))
 		add(rule(accept, l4protoNum(unix.IPPROTO_ICMPV6), icmpTypes(nftables.TypeICMP6Type, icmp6Types...)))
@@ -267,6 +273,7 @@ func nftPlanFor(c Config) (nftPlan, error) {
 			}
 		}
 	}
+	c.nftResponsiveRules(add)
 	for _, f := range families {
 		for _, r := range nftDropRules(f) {
 			add(r)

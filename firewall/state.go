@@ -39,6 +39,9 @@ type Config struct {
 	// Block drops the sources in the block sets (see blocks.go) ahead of
 	// every rule but loopback.
 	Block bool
+	// Responsive lets strangers send SIP REGISTER at a limited rate (see
+	// ResponsiveConfig).
+	Responsive ResponsiveConfig
 }
 
 // MaxSIPDomainLen keeps "REGISTER sip:<domain>" within the 128 bytes the
@@ -63,6 +66,10 @@ func DefaultConfig() Config {
 		Open:     []PortRange{{"udp", 10000, 20000}},
 		ICMP:     true,
 		SIPPorts: PortRange{"udp", 5060, 5061},
+		Responsive: ResponsiveConfig{
+			PerMinute: DefaultResponsivePerMinute,
+			Burst:     DefaultResponsiveBurst,
+		},
 	}
 }
 
@@ -91,6 +98,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.SIPDomains) > 0 && (c.SIPPorts.From == 0 || c.SIPPorts.To < c.SIPPorts.From) {
 		return fmt.Errorf("sip domain ports: bad range %s", c.SIPPorts)
+	}
+	if err := c.Responsive.Validate(); err != nil {
+		return err
 	}
 	return checkPorts("open ports", c.Open)
 }
@@ -259,7 +269,7 @@ func (c Config) rules(f Family) [][]string {
 		// "connections" (a UDP exchange Asterisk answered) stop too.
 		add("-m", "set", "--match-set", BlockSetName(f), "src", "-j", "DROP")
 	}
-	add("-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
+	add(c.established()...)
 	if c.ICMP {
 		if f == V4 {
 			for _, t := range []string{"echo-reply", "destination-unreachable", "source-quench", "time-exceeded", "parameter-problem"} {
@@ -287,6 +297,9 @@ func (c Config) rules(f Family) [][]string {
 			add(append(spec, "-m", "set", "--match-set", SetName(code, f), "src", "-j", "ACCEPT")...)
 		}
 	}
+	// Responsive SIP (see responsive.go): strangers only, after every
+	// whitelist accept.
+	c.responsiveRules(f, add)
 	// Drop accounting (see drops.go): whatever reaches the final verdict
 	// is counted per source and service first.
 	add("-m", "set", "!", "--match-set", DropsSetName(f), "src,dst", "-j", "SET", "--add-set", DropsSetName(f), "src,dst")
