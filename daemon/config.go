@@ -226,7 +226,8 @@ func DefaultConfig() Config {
 	c.Firewall.Backend = firewall.KindIPTables
 	c.Audit = defaultAudit()
 	c.Blocking = BlockingConfig{After: 5, Window: Duration{10 * time.Minute}, BlockFor: Duration{time.Hour}}
-	c.Responsive = ResponsiveConfig{Grant: "sip", GrantFor: Duration{time.Hour}}
+	c.Responsive = ResponsiveConfig{PerMinute: firewall.DefaultResponsivePerMinute, Burst: firewall.DefaultResponsiveBurst,
+		Grant: "sip", GrantFor: Duration{time.Hour}}
 	return c
 }
 
@@ -249,6 +250,7 @@ func DefaultConfigAt(path string) Config {
 func (c Config) FirewallRules() firewall.Config {
 	fc := c.Firewall.parsed
 	fc.Block = c.Blocking.On(c.AMI)
+	fc.Responsive = c.Responsive.firewall()
 	return fc
 }
 
@@ -582,13 +584,18 @@ window = "10m"
 block_for = "1h"
 
 [responsive]
-# Zero-touch travelers: a phone whose extension is bound to an account
-# (dialgate account set NAME --extension EXT) and that registers with
-# valid credentials gets its address granted for grant_for, renewed on
-# every re-registration and ended when it unregisters. Needs [ami]
-# (read = system,security). grant = "sip" admits SIP only (codes 1, 2);
-# "account" the account's own services.
+# Zero-touch travelers. Sources that are not whitelisted may send SIP
+# REGISTER (nothing else) over UDP to the SIP ports, per_minute per
+# source (burst at once), limited in the kernel; a flow admitted only to
+# register stays limited to REGISTER. A phone whose extension is bound to
+# an account (dialgate account set NAME --extension EXT) and that
+# registers with valid credentials gets its address granted for
+# grant_for, renewed on every re-registration and ended when it
+# unregisters. Grants need [ami] (read = system,security). grant = "sip"
+# admits SIP only (codes 1, 2); "account" the account's own services.
 enabled = false
+per_minute = 6
+burst = 3
 grant = "sip"
 grant_for = "1h"
 

@@ -17,14 +17,27 @@ import (
 // GrantFor, renewed on every authenticated re-registration and ended
 // when it unregisters.
 type ResponsiveConfig struct {
-	Enabled bool `toml:"enabled"`
+	// Enabled lets sources that are not whitelisted send SIP REGISTER
+	// over UDP to the SIP ports at PerMinute (Burst at once) per source,
+	// limited in the kernel, and grants registered phones.
+	Enabled   bool `toml:"enabled"`
+	PerMinute int  `toml:"per_minute"`
+	Burst     int  `toml:"burst"`
 	// Grant is what a registration admits: "sip" (codes 1 and 2) or
 	// "account" (the account's own perms).
 	Grant    string   `toml:"grant"`
 	GrantFor Duration `toml:"grant_for"`
 }
 
+// firewall is the kernel part of the table.
+func (r ResponsiveConfig) firewall() firewall.ResponsiveConfig {
+	return firewall.ResponsiveConfig{Enabled: r.Enabled, PerMinute: r.PerMinute, Burst: r.Burst}
+}
+
 func (r ResponsiveConfig) validate() error {
+	if err := r.firewall().Validate(); err != nil {
+		return fmt.Errorf("responsive: %w", err)
+	}
 	switch {
 	case r.Grant != "sip" && r.Grant != "account":
 		return fmt.Errorf("responsive.grant = %q: want \"sip\" or \"account\"", r.Grant)
