@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dialgate/dialgate/ami/amitest"
 )
 
 // fixtureEvents reads testdata/security/ami-security-events.txt: one event a
@@ -107,5 +110,41 @@ func TestParseSecurityAddress(t *testing.T) {
 		if (err == nil) != tt.ok || tt.ok && (tr != tt.tr || ap != netip.MustParseAddrPort(tt.ap)) {
 			t.Errorf("%q: %q %v %v", tt.in, tr, ap, err)
 		}
+	}
+}
+
+// amitest's SecurityEvent writes what Asterisk 20 wrote: the same header
+// keys in the same order as the recording, and it parses back.
+func TestAmitestSecurityEventMatchesRecording(t *testing.T) {
+	sip, _ := fixtureEvents(t)
+	var rec Message
+	for _, m := range sip {
+		if m.Event() == "InvalidPassword" {
+			rec = m
+		}
+	}
+	remote := netip.MustParseAddrPort("203.0.113.9:5062")
+	fake := amitest.SecurityEvent("InvalidPassword", "SIP", "traveler", "UDP", remote, netip.MustParseAddrPort("203.0.113.1:5060"))
+	var keys []string
+	for _, h := range fake {
+		keys = append(keys, h.Key)
+	}
+	var want []string
+	for _, h := range rec.Headers {
+		want = append(want, h.Key)
+	}
+	// The recording's InvalidPassword adds the challenge fields, which
+	// dialgate does not read.
+	want = slices.DeleteFunc(want, func(k string) bool { return k == "Challenge" || k == "ReceivedChallenge" || k == "ReceivedHash" })
+	if !slices.Equal(keys, want) {
+		t.Errorf("keys %v, recording %v", keys, want)
+	}
+	var m Message
+	for _, h := range fake {
+		m.Headers = append(m.Headers, Header{Key: h.Key, Value: h.Value})
+	}
+	ev, ok := ParseSecurityEvent(m)
+	if !ok || ev.Remote != remote || ev.Service != "SIP" || !ev.Failed() {
+		t.Errorf("parsed: %+v %v", ev, ok)
 	}
 }

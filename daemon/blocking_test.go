@@ -170,11 +170,9 @@ func TestBlockFromAMIEvents(t *testing.T) {
 		t.Fatal("setup: RTP should be open")
 	}
 	for _, ev := range []amitest.Message{
-		amitest.NewEvent("InvalidPassword", "Privilege", "security,all", "Service", "SIP", "AccountID", "traveler",
-			"RemoteAddress", "IPV4/UDP/203.0.113.9/5062", "LocalAddress", "IPV4/UDP/203.0.113.1/5060"),
+		amitest.SecurityEvent("InvalidPassword", "SIP", "traveler", "UDP", netip.AddrPortFrom(guesser, 5062), netip.MustParseAddrPort("203.0.113.1:5060")),
 		amitest.NewEvent("PeerStatus", "Privilege", "system,all", "Peer", "SIP/traveler", "PeerStatus", "Registered", "Address", "203.0.113.9:5062"),
-		amitest.NewEvent("ChallengeResponseFailed", "Privilege", "security,all", "Service", "PJSIP", "AccountID", "traveler",
-			"RemoteAddress", "IPV4/UDP/203.0.113.9/5064"),
+		amitest.SecurityEvent("ChallengeResponseFailed", "PJSIP", "traveler", "UDP", netip.AddrPortFrom(guesser, 5064), netip.MustParseAddrPort("203.0.113.1:5060")),
 	} {
 		srv.Emit(ev)
 	}

@@ -119,6 +119,26 @@ func TestRegistrationGrantLimits(t *testing.T) {
 			t.Errorf("grant = account: %+v", gs)
 		}
 	})
+	t.Run("chan_pjsip", func(t *testing.T) {
+		rt := newRegTest(t)
+		rt.responsive("sip")
+		rt.feed(nil, "Event: ContactStatus | Privilege: system,all | URI: sip:traveler@203.0.113.7:5062 | ContactStatus: NonQualified | AOR: traveler | EndpointName: traveler | RoundtripUsec: 0")
+		if gs := registerGrants(rt); len(gs) != 1 || gs[0].IP != phone.String() {
+			t.Fatalf("pjsip registration: %+v", gs)
+		}
+		rt.feed(nil, "Event: ContactStatus | Privilege: system,all | URI: sip:traveler@203.0.113.7:5062 | ContactStatus: Removed | AOR: traveler | EndpointName: traveler | RoundtripUsec: 0")
+		if gs := registerGrants(rt); len(gs) != 0 {
+			t.Errorf("after Removed: %+v", gs)
+		}
+	})
+	t.Run("IPv6", func(t *testing.T) {
+		rt := newRegTest(t)
+		rt.responsive("sip")
+		rt.feed(nil, strings.Replace(sipRegistered, "203.0.113.7:5062", "[2001:db8::7]:5062", 1))
+		if gs := registerGrants(rt); len(gs) != 1 || gs[0].IP != "2001:db8::7" || !rt.fw.has(firewall.CodeSIPUDP, netip.MustParseAddr("2001:db8::7")) {
+			t.Errorf("IPv6 registration: %+v", gs)
+		}
+	})
 	t.Run("a door grant is not narrowed", func(t *testing.T) {
 		rt := newRegTest(t)
 		rt.responsive("sip")

@@ -94,6 +94,34 @@ func ContactStatusEvent(endpoint, uri, status string) Message {
 		"ContactStatus", status, "AOR", endpoint, "EndpointName", endpoint, "RoundtripUsec", "0")
 }
 
+// SecurityEvent is a security event as Asterisk 20 writes it (recorded
+// in ami/testdata/security/): kind SuccessfulAuth, InvalidPassword,
+// ChallengeResponseFailed, InvalidAccountID, FailedACL...; service "SIP"
+// (chan_sip), "PJSIP" or "AMI"; transport "UDP", "TCP" or "TLS"; local
+// is the server's address the request reached.
+func SecurityEvent(kind, service, account, transport string, remote, local netip.AddrPort) Message {
+	fam := func(ap netip.AddrPort) string {
+		if ap.Addr().Is4() {
+			return "IPV4"
+		}
+		return "IPV6"
+	}
+	addr := func(ap netip.AddrPort) string {
+		return fmt.Sprintf("%s/%s/%s/%d", fam(ap), transport, ap.Addr(), ap.Port())
+	}
+	severity := "Error"
+	if kind == "SuccessfulAuth" || kind == "ChallengeSent" {
+		severity = "Informational"
+	}
+	ev := NewEvent(kind, "Privilege", "security,all", "EventTV", "2026-12-01T14:24:07.734+0000",
+		"Severity", severity, "Service", service, "EventVersion", "1", "AccountID", account,
+		"SessionID", "0x7f038c007a50", "LocalAddress", addr(local), "RemoteAddress", addr(remote))
+	if kind == "SuccessfulAuth" {
+		ev = append(ev, Header{"UsingPassword", "1"})
+	}
+	return ev
+}
+
 // SIPPeer is a chan_sip peer.
 type SIPPeer struct {
 	Name string

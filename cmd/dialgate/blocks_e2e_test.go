@@ -33,8 +33,8 @@ func TestBlockingGuessers(t *testing.T) {
 			}
 			e.lab.Check(t, probe, rtp(guesser.String(), true), rtp(trunk.String(), true))
 			fail := func(from string) {
-				srv.Emit(amitest.NewEvent("InvalidPassword", "Privilege", "security,all", "Service", "PJSIP", "AccountID", "100",
-					"RemoteAddress", "IPV4/UDP/"+from+"/5060", "LocalAddress", "IPV4/UDP/"+fwtest.ServerV4.String()+"/5060"))
+				srv.Emit(amitest.SecurityEvent("InvalidPassword", "PJSIP", "100", "UDP",
+					netip.AddrPortFrom(netip.MustParseAddr(from), 5060), netip.AddrPortFrom(fwtest.ServerV4, 5060)))
 			}
 			for i := 0; i < 3; i++ {
 				fail(guesser.String())
