@@ -158,9 +158,18 @@ func desiredFor(tx store.Tx, cfg firewall.Config, now time.Time, prefixes []neti
 			return st, err
 		}
 	}
-	grants, err := tx.Grants()
-	if err != nil {
-		return st, err
+	// A grant is for one address: only the host prefixes asked about can
+	// hold one, and the index finds them without reading every grant.
+	var grants []store.Grant
+	for p := range want {
+		if !p.IsSingleIP() {
+			continue
+		}
+		gs, err := tx.GrantsByIP(p.Addr().String())
+		if err != nil {
+			return st, err
+		}
+		grants = append(grants, gs...)
 	}
 	for _, g := range grants {
 		if !g.Expires.After(now) {

@@ -160,7 +160,7 @@ func matchesFor(tx store.Tx, a netip.Addr, now time.Time) ([]localapi.Match, err
 			}
 		}
 	}
-	grants, err := tx.Grants()
+	grants, err := tx.GrantsByIP(a.String())
 	if err != nil {
 		return nil, err
 	}

@@ -80,13 +80,13 @@ func (d *Daemon) Grant(ctx context.Context, req GrantRequest) (store.Grant, erro
 		if max <= 0 {
 			max = cfg.MaxGrants
 		}
-		all, err := tx.Grants()
+		all, err := tx.GrantsOfAccount(acct.Name)
 		if err != nil {
 			return nil, err
 		}
 		var live []store.Grant
 		for _, x := range all {
-			if x.Account == acct.Name && x.Expires.After(now) {
+			if x.Expires.After(now) {
 				live = append(live, x)
 			}
 		}

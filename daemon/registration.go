@@ -77,7 +77,7 @@ func (d *Daemon) grantRegistration(ctx context.Context, ext string, addr netip.A
 		if err != nil {
 			return err
 		}
-		grants, err := tx.Grants()
+		grants, err := tx.GrantsByIP(addr.String())
 		if err != nil {
 			return err
 		}
@@ -124,7 +124,7 @@ func (d *Daemon) onAuth(ctx context.Context, ev ami.SecurityEvent) {
 		if err != nil || len(accounts) == 0 {
 			return err
 		}
-		grants, err := tx.Grants()
+		grants, err := tx.GrantsByIP(addr.String())
 		if err != nil {
 			return err
 		}

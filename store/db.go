@@ -84,6 +84,8 @@ type Options struct {
 type DB struct {
 	bolt *bbolt.DB
 	path string
+	// grantIndexed: Open rebuilt the grant index (not read-only).
+	grantIndexed bool
 }
 
 var _ Store = (*DB)(nil)
@@ -244,7 +246,14 @@ func (db *DB) prepare(create, readOnly bool) error {
 		return noDatabase(db.path, "was never initialised (it holds no dialgate data)")
 	}
 	if !fresh {
-		if !noIndex || readOnly {
+		if readOnly {
+			return nil
+		}
+		if err := db.bolt.Update(buildGrantIndex); err != nil {
+			return fmt.Errorf("database %s: build grant index: %w", db.path, err)
+		}
+		db.grantIndexed = true
+		if !noIndex {
 			return nil
 		}
 		// One transaction: a crash leaves the database as it was, and the
@@ -279,11 +288,15 @@ func (db *DB) prepare(create, readOnly bool) error {
 		if err := buildEntryIndex(tx); err != nil {
 			return err
 		}
+		if err := buildGrantIndex(tx); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketMeta).Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
 	})
 	if err != nil {
 		return fmt.Errorf("initialise database %s: %w", db.path, err)
 	}
+	db.grantIndexed = true
 	return nil
 }
 
@@ -302,7 +315,7 @@ func (db *DB) Close() error {
 // View implements Store.
 func (db *DB) View(fn func(Tx) error) error {
 	return db.bolt.View(func(btx *bbolt.Tx) error {
-		t := &boltTx{tx: btx}
+		t := &boltTx{tx: btx, grantIndex: db.grantIndexed}
 		defer t.finish()
 		return fn(t)
 	})
@@ -311,7 +324,7 @@ func (db *DB) View(fn func(Tx) error) error {
 // Update implements Store.
 func (db *DB) Update(fn func(Tx) error) error {
 	return db.bolt.Update(func(btx *bbolt.Tx) error {
-		t := &boltTx{tx: btx}
+		t := &boltTx{tx: btx, grantIndex: db.grantIndexed}
 		defer t.finish()
 		return fn(t)
 	})

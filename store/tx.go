@@ -69,6 +69,11 @@ type Tx interface {
 	// Value is exactly value, in ID order, from an index: its cost does
 	// not grow with the number of entries.
 	EntriesByValue(value string) ([]Entry, error)
+	// GrantsOfAccount and GrantsByIP return, in ID order and expired ones
+	// included, the account's grants and the grants for exactly ip, from
+	// an index.
+	GrantsOfAccount(name string) ([]Grant, error)
+	GrantsByIP(ip string) ([]Grant, error)
 	// EntriesOfAccount returns the account's entries in ID order, from an
 	// index.
 	EntriesOfAccount(name string) ([]Entry, error)
@@ -131,6 +136,8 @@ type Tx interface {
 type boltTx struct {
 	tx   *bbolt.Tx
 	done bool
+	// grantIndex says the grant index is complete (Open rebuilt it).
+	grantIndex bool
 }
 
 // finish marks the Tx dead once its closure returns. bbolt would otherwise
@@ -536,6 +543,9 @@ func (t *boltTx) PutGrant(g Grant) (Grant, error) {
 	if accounts.Get([]byte(g.Account)) == nil {
 		return Grant{}, notFound(accountName(g.Account))
 	}
+	if strings.IndexByte(g.IP, 0) >= 0 || strings.IndexByte(g.Account, 0) >= 0 {
+		return Grant{}, invalidf("grant for %q: NUL byte", g.IP)
+	}
 	key, id, err := claimID(b, 'g', g.ID)
 	if err != nil {
 		return Grant{}, fmt.Errorf("grant: %w", err)
@@ -544,8 +554,24 @@ func (t *boltTx) PutGrant(g Grant) (Grant, error) {
 	if g.Created.IsZero() {
 		g.Created = time.Now()
 	}
+	idx := t.tx.Bucket(bucketGrantIndex)
+	if idx != nil {
+		if data := b.Get(key); data != nil {
+			var old grantV1
+			if decodeRecord(data, &old, grantName(id)) == nil {
+				if err := unindexGrant(idx, old.grant(id), key); err != nil {
+					return Grant{}, err
+				}
+			}
+		}
+	}
 	if err := put(b, key, grantRecord(g), grantName(id)); err != nil {
 		return Grant{}, err
+	}
+	if idx != nil {
+		if err := indexGrant(idx, g, key); err != nil {
+			return Grant{}, err
+		}
 	}
 	return grantRecord(g).grant(id), nil
 }
@@ -584,6 +610,11 @@ func (t *boltTx) DeleteGrant(id string) (Grant, error) {
 	key, g, err := getGrant(b, id)
 	if err != nil {
 		return Grant{}, err
+	}
+	if idx := t.tx.Bucket(bucketGrantIndex); idx != nil {
+		if err := unindexGrant(idx, g, key); err != nil {
+			return Grant{}, err
+		}
 	}
 	return g, del(b, key, grantName(id))
 }
@@ -628,8 +659,14 @@ func (t *boltTx) deleteGrantsWhere(match func(Grant) bool) ([]Grant, error) {
 	if err != nil {
 		return nil, err
 	}
+	idx := t.tx.Bucket(bucketGrantIndex)
 	for _, g := range victims {
 		n, _ := parseID('g', g.ID)
+		if idx != nil {
+			if err := unindexGrant(idx, g, seqKey(n)); err != nil {
+				return nil, err
+			}
+		}
 		if err := del(b, seqKey(n), grantName(g.ID)); err != nil {
 			return nil, err
 		}
