@@ -837,3 +837,143 @@ func BenchmarkResponsive10000(b *testing.B) {
 		b.ReportMetric(took.Seconds()*1000, bk.name+"-flood-ms")
 	}
 }
+
+// floodSources are n addresses per family outside the lab's subnets
+// (198.19.0.0/22, 2001:db8:f::/64), added to the client's veth, with
+// routes back on the server side so that nothing filters them as
+// martians.
+func floodSources(b *testing.B, lab *fwtest.Lab, n int) (v4, v6 []netip.Addr) {
+	b.Helper()
+	var batch strings.Builder
+	for i := range n {
+		a4 := netip.AddrFrom4([4]byte{198, 19, byte((i + 1) >> 8), byte(i + 1)})
+		a6 := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0x0f, 14: byte((i + 1) >> 8), 15: byte(i + 1)})
+		v4, v6 = append(v4, a4), append(v6, a6)
+		fmt.Fprintf(&batch, "addr add %s/32 dev veth-c\naddr add %s/128 dev veth-c nodad\n", a4, a6)
+	}
+	if err := sh(batch.String(), "ip", "-n", lab.Client, "-batch", "-"); err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range []string{"198.19.0.0/22", "2001:db8:f::/64"} {
+		if err := sh("", "ip", "-n", lab.Server, "route", "add", r, "dev", "veth-s"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return v4, v6
+}
+
+// BenchmarkResponsiveFlood measures, per backend and family, how many
+// of a REGISTER flood from many sources at once reach the server's
+// socket with responsive SIP on (6 a minute, burst 3): 1 000 sources
+// send 10 each, round robin, every source from its own socket (one
+// flow). Each source has its own bucket, so at most 1 000 x 3 should
+// pass (plus what the rate refills while the flood lasts); the single
+// source flood of BenchmarkResponsive10000 is the comparison.
+func BenchmarkResponsiveFlood(b *testing.B) {
+	const sources, each, burst, perMinute = 1000, 10, 3, 6
+	lab := fwtest.NewLab(b)
+	v4, v6 := floodSources(b, lab, sources)
+	var got atomic.Int64
+	err := fwtest.Do(lab.Server, func() error {
+		pc, err := net.ListenPacket("udp", "[::]:5060")
+		if err != nil {
+			return err
+		}
+		b.Cleanup(func() { pc.Close() })
+		// A receive buffer large enough for the whole flood, so that what
+		// reaches the socket is counted, not lost to a full buffer.
+		rc, err := pc.(*net.UDPConn).SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, 64<<20)
+		}); err != nil {
+			return err
+		}
+		if serr != nil {
+			return serr
+		}
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				if _, _, err := pc.ReadFrom(buf); err != nil {
+					return
+				}
+				got.Add(1)
+			}
+		}()
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := firewall.State{Config: firewall.DefaultConfig()}
+	st.Config.LAN = nil
+	st.Config.Responsive = firewall.ResponsiveConfig{Enabled: true, PerMinute: perMinute, Burst: burst}
+	st.Add(firewall.CodeSSH, netip.PrefixFrom(fwtest.ClientV4, 32), 0)
+	ctx := context.Background()
+	do := func(fn func() error) {
+		if err := fwtest.Do(lab.Server, fn); err != nil {
+			b.Fatal(err)
+		}
+	}
+	msg := sipMessage("REGISTER", "pbx.example.org")
+	for _, bk := range backends {
+		fw := bk.new(b, lab)
+		for _, fam := range []struct {
+			name   string
+			server netip.Addr
+			srcs   []netip.Addr
+		}{{"v4", fwtest.ServerV4, v4}, {"v6", fwtest.ServerV6, v6}} {
+			var reached int64
+			var took time.Duration
+			for i := 0; i < b.N; i++ {
+				// A fresh rate table (Remove, then Apply).
+				do(func() error { return fw.Remove(ctx) })
+				do(func() error { return fw.Apply(ctx, st) })
+				got.Store(0)
+				err := fwtest.Do(lab.Client, func() error {
+					conns := make([]*net.UDPConn, len(fam.srcs))
+					for j, src := range fam.srcs {
+						c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)),
+							net.UDPAddrFromAddrPort(netip.AddrPortFrom(fam.server, 5060)))
+						if err != nil {
+							return err
+						}
+						defer c.Close()
+						conns[j] = c
+					}
+					start := time.Now()
+					for range each {
+						for _, c := range conns {
+							if _, err := c.Write(msg); err != nil {
+								return err
+							}
+						}
+					}
+					took = time.Since(start)
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				time.Sleep(500 * time.Millisecond)
+				reached = got.Load()
+				limit := float64(sources) * (burst + perMinute*took.Minutes())
+				if float64(reached) > limit+1 {
+					b.Errorf("%s %s: %d of %d REGISTERs from %d sources reached the server in %v, want at most %.0f",
+						bk.name, fam.name, reached, sources*each, sources, took, limit)
+				}
+				if reached < sources*burst*9/10 {
+					b.Errorf("%s %s: only %d of %d REGISTERs from %d sources reached the server, want about %d",
+						bk.name, fam.name, reached, sources*each, sources, sources*burst)
+				}
+			}
+			do(func() error { return fw.Remove(ctx) })
+			b.ReportMetric(float64(reached), fmt.Sprintf("%s-%s-reached-of-%d", bk.name, fam.name, sources*each))
+			b.ReportMetric(took.Seconds()*1000, bk.name+"-"+fam.name+"-flood-ms")
+		}
+	}
+}

@@ -195,12 +195,16 @@ func icmpTypes(key nftables.SetDatatype, types ...byte) match {
 // 8. A comparison covers at most 16 bytes (one register), so longer
 // strings are compared piecewise; a datagram shorter than s fails the
 // load and so the match.
-func udpPayloadPrefix(s string) match {
+func udpPayloadPrefix(s string) match { return thPayloadPrefix(8, s) }
+
+// thPayloadPrefix matches packets whose bytes from the transport
+// header's offset off on start with s.
+func thPayloadPrefix(off uint32, s string) match {
 	var mt match
 	for i := 0; i < len(s); i += 16 {
 		chunk := s[i:min(i+16, len(s))]
 		mt.exprs = append(mt.exprs,
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: uint32(8 + i), Len: uint32(len(chunk))},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: off + uint32(i), Len: uint32(len(chunk))},
 			cmpEq([]byte(chunk)))
 	}
 	return mt

@@ -44,8 +44,32 @@ import (
 //     a dynamic one of addresses whose elements expire when the source
 //     has been quiet long enough for its bucket to be full again.
 //
-// Only UDP is covered. Over TCP a stranger's SYN to the SIP ports is
-// dropped as before.
+// Over TCP (the tcp ranges of Services[CodeSIPTCP]) a stranger may open
+// connections at the same rate, sharing the bucket of its REGISTER
+// datagrams: a SYN without payload is marked and accepted within the
+// rate. On a marked TCP flow a segment without payload (the handshake's
+// ACK, ACKs, FIN, RST) passes, a segment whose payload starts with
+// "REGISTER " passes, anything else is dropped (the connection stalls).
+// Only the IPv4 header without options and the IPv6 header without
+// extension headers are understood; anything else fails closed.
+//
+//   - IPTables: `-m u32` follows the TCP data offset. "No payload" is a
+//     read of the 4 bytes ending with the first payload byte failing
+//     (`! --u32 "32>>26&0x3C@17=0:0xFFFFFFFF"` for IPv4), so a 1-byte
+//     payload already counts as payload; "REGISTER " is three reads at
+//     the payload's start.
+//   - NFTables: payload expressions are at fixed offsets, so the data
+//     offset is enumerated: "no payload" is one rule per data offset
+//     5-15 (`tcp doff D ip length 20+4D`, IPv6 `ip6 nexthdr tcp ip6
+//     length 4D`), and "REGISTER " is recognised after a 20-byte header
+//     (doff 5) or a 32-byte one (doff 8, timestamps); a data segment
+//     with any other header (SACK blocks, say) is dropped.
+//
+// A TCP segment is not a SIP message: a REGISTER split over segments
+// stalls (its second segment does not start with "REGISTER "), and a
+// segment starting with a REGISTER may carry another request after it.
+// Only connections are limited by the rate, not the REGISTERs sent on
+// one.
 type ResponsiveConfig struct {
 	Enabled bool
 	// PerMinute is the REGISTER requests per minute and source, 1-600;
@@ -116,6 +140,17 @@ func (c Config) respPorts() []PortRange {
 	return out
 }
 
+// respTCPPorts are the tcp ranges of the SIP over TCP service.
+func (c Config) respTCPPorts() []PortRange {
+	var out []PortRange
+	for _, p := range c.Services[CodeSIPTCP] {
+		if p.Proto == "tcp" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // respRegister is what a datagram's payload must start with.
 const respRegister = "REGISTER "
 
@@ -134,18 +169,56 @@ func (c Config) responsiveRules(f Family, add func(...string)) {
 	if f == V6 {
 		from = 48
 	}
-	perMinute, burst := c.Responsive.rate()
 	for _, spec := range portRules(c.respPorts()) {
 		spec = append(spec, "-m", "string", "--string", respRegister, "--algo", "bm",
 			"--from", fmt.Sprint(from), "--to", fmt.Sprint(from+len(respRegister)))
 		add(append(spec[:len(spec):len(spec)], "-j", "CONNMARK", "--or-mark", fmt.Sprintf("%#x", ResponsiveMark))...)
-		add(append(spec[:len(spec):len(spec)], "-m", "hashlimit",
-			"--hashlimit-upto", fmt.Sprintf("%d/minute", perMinute), "--hashlimit-burst", fmt.Sprint(burst),
-			"--hashlimit-mode", "srcip", "--hashlimit-name", c.Responsive.hashlimitName(f),
-			"--hashlimit-htable-max", fmt.Sprint(respSetMaxElem),
-			"--hashlimit-htable-expire", fmt.Sprint(c.Responsive.refill().Milliseconds()),
-			"-j", "ACCEPT")...)
+		add(append(spec[:len(spec):len(spec)], c.hashlimit(f)...)...)
 	}
+	hdr, noPayload, register := respTCPMatches(f)
+	mark := fmt.Sprintf("%#x", ResponsiveMark)
+	for _, spec := range portRules(c.respTCPPorts()) {
+		// The marked flow's rules come first: the SYN's mark rule below
+		// marks before its rate is checked, and a SYN over the rate must
+		// not find its flow marked here.
+		marked := append(spec[:len(spec):len(spec)], "-m", "connmark", "--mark", mark+"/"+mark)
+		add(append(marked[:len(marked):len(marked)], "-m", "u32", "--u32", hdr, "-m", "u32", "!", "--u32", noPayload, "-j", "ACCEPT")...)
+		add(append(marked[:len(marked):len(marked)], "-m", "u32", "--u32", register, "-j", "ACCEPT")...)
+		syn := append(spec[:len(spec):len(spec)], "-m", "tcp", "--tcp-flags", "FIN,SYN,RST,ACK", "SYN",
+			"-m", "u32", "--u32", hdr, "-m", "u32", "!", "--u32", noPayload)
+		add(append(syn[:len(syn):len(syn)], "-j", "CONNMARK", "--or-mark", mark)...)
+		add(append(syn[:len(syn):len(syn)], c.hashlimit(f)...)...)
+	}
+}
+
+// hashlimit is the rate match and accept of the iptables rules. UDP
+// and TCP share the table: one bucket per source.
+func (c Config) hashlimit(f Family) []string {
+	perMinute, burst := c.Responsive.rate()
+	return []string{"-m", "hashlimit",
+		"--hashlimit-upto", fmt.Sprintf("%d/minute", perMinute), "--hashlimit-burst", fmt.Sprint(burst),
+		"--hashlimit-mode", "srcip", "--hashlimit-name", c.Responsive.hashlimitName(f),
+		"--hashlimit-htable-max", fmt.Sprint(respSetMaxElem),
+		"--hashlimit-htable-expire", fmt.Sprint(c.Responsive.refill().Milliseconds()),
+		"-j", "ACCEPT"}
+}
+
+// respTCPMatches are the u32 expressions of family f's TCP rules: hdr
+// holds for the plain IP header (IPv4 without options, IPv6 whose next
+// header is TCP); hasPayload for a segment with at least one byte of
+// payload (the 4-byte read ending at the first payload byte succeeds;
+// used negated); register for a payload starting with "REGISTER ".
+// Each of them assumes hdr.
+func respTCPMatches(f Family) (hdr, hasPayload, register string) {
+	// IPv4: IHL 5, TCP header at 20, its data offset in byte 32.
+	hdr, doff, base := "0>>22&0x3C=0x14", "32>>26&0x3C@", 20
+	if f == V6 {
+		hdr, doff, base = "4>>8&0xFF=0x6", "52>>26&0x3C@", 40
+	}
+	hasPayload = fmt.Sprintf("%s%d=0x0:0xFFFFFFFF", doff, base-3)
+	register = fmt.Sprintf("%s&&%s%d=0x52454749&&%s%d=0x53544552&&%s%d>>24=0x20",
+		hdr, doff, base, doff, base+4, doff, base+8)
+	return hdr, hasPayload, register
 }
 
 // established is the iptables established accept: with responsive SIP
@@ -219,4 +292,77 @@ func (c Config) nftResponsiveRules(add func(nftRule)) {
 			}
 		}
 	}
+	for _, g := range byProto(c.respTCPPorts()) {
+		for _, r := range g.ranges {
+			for _, f := range families {
+				limit := cond(loadSaddr(f), &expr.Dynset{SrcRegKey: 1, SetName: nftRespSetName(f),
+					Operation: uint32(unix.NFT_DYNSET_OP_UPDATE), Timeout: c.Responsive.refill(),
+					Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(perMinute),
+						Unit: expr.LimitTimeMinute, Burst: uint32(burst)}}})
+				// On a marked flow: no payload, or "REGISTER " after a
+				// header of 20 or 32 bytes (first, as for iptables).
+				for doff := byte(5); doff <= 15; doff++ {
+					add(rule(accept, l4proto("tcp"), dport(r), nftMarkHas(), nfproto(f), nftNoPayload(f, doff)))
+				}
+				for _, doff := range []byte{5, 8} {
+					add(rule(accept, l4proto("tcp"), dport(r), nftMarkHas(), nfproto(f), nftPlainHdr(f), nftDoff(doff),
+						thPayloadPrefix(4*uint32(doff), respRegister)))
+				}
+				// A SYN without payload, within the rate: marked.
+				for doff := byte(5); doff <= 15; doff++ {
+					add(rule(accept, l4proto("tcp"), dport(r), nftTCPFlags(0x17, 0x02), nfproto(f), nftNoPayload(f, doff), limit, nftMarkSet()))
+				}
+			}
+		}
+	}
+}
+
+// nftMarkHas matches flows with ResponsiveMark: `ct mark & 0x04000000
+// == 0x04000000`.
+func nftMarkHas() match {
+	return cond(
+		&expr.Ct{Register: 1, Key: expr.CtKeyMARK},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(ResponsiveMark),
+			Xor:  binaryutil.NativeEndian.PutUint32(0)},
+		cmpEq(binaryutil.NativeEndian.PutUint32(ResponsiveMark)))
+}
+
+// nftTCPFlags is `tcp flags & mask == want`.
+func nftTCPFlags(mask, want byte) match { return nftTCPByte(13, mask, want) }
+
+// nftDoff is `tcp doff d`.
+func nftDoff(d byte) match { return nftTCPByte(12, 0xf0, d<<4) }
+
+// nftTCPByte is `@th,off*8,8 & mask == want`.
+func nftTCPByte(off uint32, mask, want byte) match {
+	return cond(
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{mask}, Xor: []byte{0}},
+		cmpEq([]byte{want}))
+}
+
+// nftPlainHdr matches family f's IP header without options or
+// extension headers, TCP following: IPv4 `ip version 4 ip hdrlength 5`
+// (the first byte 0x45), IPv6 `ip6 nexthdr tcp`.
+func nftPlainHdr(f Family) match {
+	if f == V4 {
+		return cond(&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 0, Len: 1}, cmpEq([]byte{0x45}))
+	}
+	return cond(&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 6, Len: 1}, cmpEq([]byte{unix.IPPROTO_TCP}))
+}
+
+// nftNoPayload matches a TCP segment of data offset d without payload:
+// the plain header, `tcp doff d` and an IP length of just the headers.
+func nftNoPayload(f Family, d byte) match {
+	var mt match
+	mt.exprs = append(mt.exprs, nftPlainHdr(f).exprs...)
+	mt.exprs = append(mt.exprs, nftDoff(d).exprs...)
+	l := &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 2, Len: 2}
+	n := uint16(20 + 4*uint16(d))
+	if f == V6 {
+		l.Offset, n = 4, 4*uint16(d)
+	}
+	mt.exprs = append(mt.exprs, l, cmpEq(binaryutil.BigEndian.PutUint16(n)))
+	return mt
 }
