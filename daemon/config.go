@@ -596,6 +596,9 @@ block_for = "1h"
 enabled = false
 per_minute = 6
 burst = 3
+# tcp = true admits TCP connections too (not TLS); a firewall can hold a
+# TCP segment only to starting with "REGISTER ", so read the README first.
+tcp = false
 grant = "sip"
 grant_for = "1h"
 

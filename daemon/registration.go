@@ -23,6 +23,9 @@ type ResponsiveConfig struct {
 	Enabled   bool `toml:"enabled"`
 	PerMinute int  `toml:"per_minute"`
 	Burst     int  `toml:"burst"`
+	// TCP admits strangers' TCP connections to the SIP ports too, limited
+	// to REGISTER segments as far as a firewall can tell (see README).
+	TCP bool `toml:"tcp"`
 	// Grant is what a registration admits: "sip" (codes 1 and 2) or
 	// "account" (the account's own perms).
 	Grant    string   `toml:"grant"`
@@ -31,7 +34,7 @@ type ResponsiveConfig struct {
 
 // firewall is the kernel part of the table.
 func (r ResponsiveConfig) firewall() firewall.ResponsiveConfig {
-	return firewall.ResponsiveConfig{Enabled: r.Enabled, PerMinute: r.PerMinute, Burst: r.Burst}
+	return firewall.ResponsiveConfig{Enabled: r.Enabled, PerMinute: r.PerMinute, Burst: r.Burst, TCP: r.TCP}
 }
 
 func (r ResponsiveConfig) validate() error {

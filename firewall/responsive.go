@@ -44,7 +44,7 @@ import (
 //     a dynamic one of addresses whose elements expire when the source
 //     has been quiet long enough for its bucket to be full again.
 //
-// Over TCP (the tcp ranges of Services[CodeSIPTCP]) a stranger may open
+// Over TCP (the tcp ranges of Services[CodeSIPTCP]), when TCP is set, a stranger may open
 // connections at the same rate, sharing the bucket of its REGISTER
 // datagrams: a SYN without payload is marked and accepted within the
 // rate. On a marked TCP flow a segment without payload (the handshake's
@@ -78,6 +78,9 @@ type ResponsiveConfig struct {
 	// Burst is how many may come at once, 1-100; 0 is
 	// DefaultResponsiveBurst.
 	Burst int
+	// TCP admits strangers' connections too (see above for what a TCP
+	// segment can and cannot be held to); off, only UDP REGISTERs are.
+	TCP bool
 }
 
 // Responsive defaults.
@@ -142,6 +145,9 @@ func (c Config) respPorts() []PortRange {
 
 // respTCPPorts are the tcp ranges of the SIP over TCP service.
 func (c Config) respTCPPorts() []PortRange {
+	if !c.Responsive.TCP {
+		return nil
+	}
 	var out []PortRange
 	for _, p := range c.Services[CodeSIPTCP] {
 		if p.Proto == "tcp" {

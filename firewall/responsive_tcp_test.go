@@ -146,6 +146,7 @@ func TestResponsiveSIPTCP(t *testing.T) {
 				b := bk.new(t, lab)
 				sink := newTCPSink(t, lab)
 				st := responsiveState(true)
+				st.Config.Responsive.TCP = true
 				st.Add(firewall.CodeSIPTCP, host(fwtest.ClientV4), 0)
 				st.Add(firewall.CodeSIPTCP, host(fwtest.ClientV6), 0)
 				in(t, lab, func() error { return b.Apply(context.Background(), st) })
@@ -257,4 +258,21 @@ func testResponsiveTCP(t *testing.T, lab *fwtest.Lab, b firewall.Backend, sink *
 	if !echoed(t, g, sipMessage("INVITE", "pbx.example.org")) {
 		t.Error("granted stranger's INVITE did not reach the server")
 	}
+}
+
+// Without Responsive.TCP a stranger's TCP connection to the SIP ports is
+// dropped as before, while its UDP REGISTER is admitted.
+func TestResponsiveTCPOff(t *testing.T) {
+	eachBackend(t, func(t *testing.T, bk backend) {
+		lab := fwtest.NewLab(t)
+		b := bk.new(t, lab)
+		lab.Echo(t, "tcp", 5060)
+		lab.Echo(t, "udp", 5060)
+		st := responsiveState(true)
+		in(t, lab, func() error { return b.Apply(context.Background(), st) })
+		lab.Check(t, probeTimeout,
+			fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 5060, Want: false},
+			fwtest.Probe{Proto: "udp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 5060, Want: true, Payload: sipMessage("REGISTER", "pbx.example.org")},
+		)
+	})
 }
