@@ -10,12 +10,10 @@
 # and never reads or changes the firewall.
 #
 #   bash packaging/test-deb.sh          # or: make test-deb
-#   VERSION=1.2.3 bash packaging/test-deb.sh
 #   KEEP=1 ...                          # on failure, leave the package installed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VERSION=${VERSION:-0.1.0}
 export DEBIAN_FRONTEND=noninteractive
 
 step() { printf '\n== %s\n' "$*"; }
@@ -27,6 +25,31 @@ fail() {
 
 [ "$(id -u)" = 0 ] || fail "needs root (it installs and purges a package)"
 { command -v apt-get && command -v dpkg; } >/dev/null || fail "needs a Debian-like system (apt-get, dpkg)"
+
+# The versions: what make builds (scripts/version.sh) must be what git
+# describe says, the binary prints GIT_VERSION and the commit, the
+# package carries its Debian/RPM spelling VERSION.
+eval "$(make -s print-version)"
+[ -n "$VERSION" ] || fail "make print-version gave no package version (outside git?)"
+describe=$(git describe --tags --match 'v[0-9]*' --abbrev=12 --dirty 2>/dev/null || true)
+if [ -n "$describe" ]; then
+	[ "$GIT_VERSION" = "${describe#v}" ] || fail "make builds version '$GIT_VERSION', git describe says '$describe'"
+else
+	[ "$GIT_VERSION" = "$(sh scripts/version.sh)" ] || fail "GIT_VERSION '$GIT_VERSION' is not scripts/version.sh's"
+fi
+[ "$VERSION" = "$(sh scripts/version.sh --package "$GIT_VERSION")" ] || fail "package version '$VERSION' is not the Debian spelling of '$GIT_VERSION'"
+# check_binary BIN: its --version and --version --json name GIT_VERSION
+# and COMMIT.
+check_binary() {
+	local v j
+	v=$("$1" --version) || fail "$1 --version failed"
+	[ "${v%% (*}" = "dialgate $GIT_VERSION" ] || fail "$1 --version printed '$v', want 'dialgate $GIT_VERSION (...)'"
+	grep -qF "(commit ${COMMIT:0:12}, " <<<"$v" || fail "$1 --version printed '$v', want commit ${COMMIT:0:12}"
+	j=$("$1" --version --json) || fail "$1 --version --json failed"
+	grep -qF "\"version\": \"$GIT_VERSION\"" <<<"$j" || fail "$1 --version --json: $j"
+	grep -qF "\"commit\": \"$COMMIT\"" <<<"$j" || fail "$1 --version --json: $j"
+	ok "$1 --version: $v"
+}
 
 step "precondition: no dialgate on this machine"
 st=$(dpkg-query -W -f='${db:Status-Abbrev}' dialgate 2>/dev/null || true)
@@ -55,20 +78,20 @@ trap cleanup EXIT
 
 step "make deb VERSION=$VERSION"
 rm -f build/dialgate_*.deb
-make deb VERSION="$VERSION"
+make deb
 deb=build/dialgate_${VERSION}_amd64.deb
 [ -f "$deb" ] || fail "make deb did not produce $deb (build/: $(find build -maxdepth 1 -printf '%f ' 2>/dev/null))"
 ok "$deb ($(stat -c %s "$deb") bytes)"
 
 step "package metadata"
 [ "$(dpkg-deb -f "$deb" Package)" = dialgate ] || fail "Package is not dialgate"
-[ "$(dpkg-deb -f "$deb" Version)" = "$VERSION" ] || fail "Version is '$(dpkg-deb -f "$deb" Version)', want $VERSION"
+[ "$(dpkg-deb -f "$deb" Version)" = "$VERSION" ] || fail "Version is '$(dpkg-deb -f "$deb" Version)', want $VERSION (git: $GIT_VERSION)"
 [ "$(dpkg-deb -f "$deb" Architecture)" = amd64 ] || fail "Architecture is not amd64"
 depends=$(dpkg-deb -f "$deb" Depends)
 for d in iptables ipset iproute2; do
 	grep -Eq "(^|, )$d( |,|$)" <<<"$depends" || fail "Depends ($depends) lacks $d"
 done
-ok "dialgate $VERSION amd64, Depends: $depends"
+ok "dialgate $VERSION amd64 (git $GIT_VERSION), Depends: $depends"
 recommends=$(dpkg-deb -f "$deb" Recommends)
 grep -Eq "(^|, )bash-completion( |,|$)" <<<"$recommends" || fail "Recommends ($recommends) lacks bash-completion"
 ok "Recommends: $recommends"
@@ -90,14 +113,15 @@ out=$(apt-get install -y "./$deb" 2>&1) || {
 printf '%s\n' "$out" | sed -n '/^dialgate:/,$p' | grep -v '^(Reading database' || true
 grep -q 'dialgate init' <<<"$out" || fail "postinst did not tell the administrator to run dialgate init"
 [ "$(dpkg-query -W -f='${db:Status-Abbrev}' dialgate)" = "ii " ] || fail "dpkg does not list dialgate as installed"
+dv=$(dpkg-query -W -f='${Version}' dialgate)
+[ "$dv" = "$VERSION" ] || fail "dpkg -s dialgate: Version $dv, want $VERSION"
+ok "dpkg -s dialgate: Version $dv"
 ok "installed"
 
 step "binary"
 [ "$(command -v dialgate)" = /usr/sbin/dialgate ] || fail "dialgate on PATH is '$(command -v dialgate || true)', want /usr/sbin/dialgate"
 [ "$(stat -c %a /usr/sbin/dialgate)" = 755 ] || fail "/usr/sbin/dialgate mode $(stat -c %a /usr/sbin/dialgate), want 755"
-v=$(dialgate --version)
-grep -qF "$VERSION" <<<"$v" || fail "dialgate --version printed '$v', want $VERSION in it"
-ok "dialgate --version: $v"
+check_binary /usr/sbin/dialgate
 
 step "man pages"
 for page in dialgate dialgate-init dialgate-serve dialgate-remove dialgate-status dialgate-allow; do
@@ -155,6 +179,13 @@ grep -q '^db = "/var/lib/dialgate/dialgate.db"' /usr/share/doc/dialgate/dialgate
 { [ -d /etc/dialgate ] && [ "$(stat -c %a /etc/dialgate)" = 755 ]; } || fail "/etc/dialgate missing or not 0755"
 [ -z "$(ls -A /etc/dialgate)" ] || fail "/etc/dialgate is not empty after install: $(ls -A /etc/dialgate)"
 ok "README.md, README.Debian, dialgate.toml.example; empty /etc/dialgate 0755"
+c=/usr/share/doc/dialgate/copyright
+head -1 "$c" | grep -q '^Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/$' || fail "$c is not DEP-5"
+grep -qx 'License: GPL-3+' "$c" || fail "$c does not name GPL-3+"
+grep -qx 'Files: vendor/github.com/spf13/cobra/\*' "$c" || fail "$c does not list the bundled modules"
+top=$(zcat /usr/share/doc/dialgate/changelog.gz | head -1)
+[ "$top" = "dialgate ($VERSION) unstable; urgency=medium" ] || fail "changelog.gz starts '$top', want dialgate ($VERSION)"
+ok "copyright (DEP-5, GPL-3+, $(grep -c '^Files: vendor/' "$c") modules), changelog.gz: $top"
 
 step "systemd units"
 for u in dialgate.service dialgate-restore.service; do

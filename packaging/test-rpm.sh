@@ -12,7 +12,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VERSION=${VERSION:-0.1.0}
 step() { printf '\n== %s\n' "$*"; }
 ok() { printf '   ok: %s\n' "$*"; }
 fail() {
@@ -23,13 +22,38 @@ fail() {
 command -v rpm >/dev/null || fail "needs rpm(8): apt-get install rpm"
 command -v dpkg-deb >/dev/null || fail "needs dpkg-deb (to compare with the .deb)"
 
+# The versions: what make builds (scripts/version.sh) must be what git
+# describe says, the binary prints GIT_VERSION and the commit, the
+# package carries its Debian/RPM spelling VERSION.
+eval "$(make -s print-version)"
+[ -n "$VERSION" ] || fail "make print-version gave no package version (outside git?)"
+describe=$(git describe --tags --match 'v[0-9]*' --abbrev=12 --dirty 2>/dev/null || true)
+if [ -n "$describe" ]; then
+	[ "$GIT_VERSION" = "${describe#v}" ] || fail "make builds version '$GIT_VERSION', git describe says '$describe'"
+else
+	[ "$GIT_VERSION" = "$(sh scripts/version.sh)" ] || fail "GIT_VERSION '$GIT_VERSION' is not scripts/version.sh's"
+fi
+[ "$VERSION" = "$(sh scripts/version.sh --package "$GIT_VERSION")" ] || fail "package version '$VERSION' is not the Debian spelling of '$GIT_VERSION'"
+# check_binary BIN: its --version and --version --json name GIT_VERSION
+# and COMMIT.
+check_binary() {
+	local v j
+	v=$("$1" --version) || fail "$1 --version failed"
+	[ "${v%% (*}" = "dialgate $GIT_VERSION" ] || fail "$1 --version printed '$v', want 'dialgate $GIT_VERSION (...)'"
+	grep -qF "(commit ${COMMIT:0:12}, " <<<"$v" || fail "$1 --version printed '$v', want commit ${COMMIT:0:12}"
+	j=$("$1" --version --json) || fail "$1 --version --json failed"
+	grep -qF "\"version\": \"$GIT_VERSION\"" <<<"$j" || fail "$1 --version --json: $j"
+	grep -qF "\"commit\": \"$COMMIT\"" <<<"$j" || fail "$1 --version --json: $j"
+	ok "$1 --version: $v"
+}
+
 T=$(mktemp -d /tmp/dialgate-rpm.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 
 step "make rpm deb VERSION=$VERSION"
 rm -f build/dialgate-*.rpm build/dialgate_*.deb
-make -s rpm VERSION="$VERSION" >/dev/null
-make -s deb VERSION="$VERSION" >/dev/null
+make -s rpm >/dev/null
+make -s deb >/dev/null
 pkg=build/dialgate-$VERSION-1.x86_64.rpm
 deb=build/dialgate_${VERSION}_amd64.deb
 [ -f "$pkg" ] || fail "make rpm did not produce $pkg"
@@ -37,6 +61,7 @@ ok "$pkg ($(stat -c %s "$pkg") bytes)"
 
 step "metadata"
 q() { rpm -qp --qf "$1" "$pkg"; }
+[ "$(q '%{LICENSE}')" = GPL-3.0-or-later ] || fail "License: $(q '%{LICENSE}')"
 [ "$(q '%{NAME} %{VERSION} %{RELEASE} %{ARCH}')" = "dialgate $VERSION 1 x86_64" ] || fail "NAME VERSION RELEASE ARCH: $(q '%{NAME} %{VERSION} %{RELEASE} %{ARCH}')"
 requires=$(rpm -qpR "$pkg" | awk '{print $1}' | sort | tr '\n' ' ')
 for d in iptables ipset iproute; do
@@ -45,7 +70,7 @@ done
 grep -qw iproute2 <<<"$requires" && fail "Requires names iproute2, which RPM distributions call iproute"
 recommends=$(rpm -qp --recommends "$pkg" | tr '\n' ' ')
 grep -qw bash-completion <<<"$recommends" || fail "Recommends ($recommends) lacks bash-completion"
-ok "dialgate $VERSION-1 x86_64; Requires: $requires; Recommends: $recommends"
+ok "dialgate $VERSION-1 x86_64 (git $GIT_VERSION, License $(q '%{LICENSE}')); Requires: $requires; Recommends: $recommends"
 
 step "contents: the .deb's, RPM paths"
 rpm -qlp "$pkg" | sort >"$T/rpm.list"
@@ -54,7 +79,8 @@ rpm -qlp "$pkg" | sort >"$T/rpm.list"
 dpkg-deb -c "$deb" | awk '$1 !~ /^d/ {print $6} $1 ~ /^d/ && $6 == "./etc/dialgate/" {print $6}' |
 	sed -e 's|^\./|/|' -e 's|/$||' \
 		-e 's|^/lib/systemd/system/|/usr/lib/systemd/system/|' \
-		-e 's|^/usr/share/zsh/vendor-completions/|/usr/share/zsh/site-functions/|' | sort >"$T/deb.list"
+		-e 's|^/usr/share/zsh/vendor-completions/|/usr/share/zsh/site-functions/|' |
+	grep -v '^/usr/share/lintian/' | sort >"$T/deb.list" # lintian overrides: Debian only
 if ! diff "$T/deb.list" "$T/rpm.list"; then
 	fail "the RPM's files differ from the .deb's (< deb, > rpm, paths mapped)"
 fi
@@ -150,7 +176,7 @@ rr -i --nodeps --noscripts "$pkg" 2>"$T/err" || {
 }
 [ "$(rr -q dialgate)" = "dialgate-$VERSION-1.x86_64" ] || fail "rpm -q in the root: $(rr -q dialgate)"
 v=$(rr -V --nodeps dialgate) || fail "rpm -V in the root: $v"
-"$R/usr/sbin/dialgate" --version | grep -qF "$VERSION" || fail "the installed binary's --version"
+check_binary "$R/usr/sbin/dialgate"
 for u in dialgate.service dialgate-restore.service; do
 	cmp -s "$R/usr/lib/systemd/system/$u" "packaging/$u" || fail "$u in the root differs from packaging/$u"
 done

@@ -24,7 +24,16 @@ const (
 	exitNotProtected = 4
 )
 
-var version = "dev"
+// Set at build time by the Makefile (-ldflags -X, see scripts/version.sh
+// and README, Versions): version is `git describe --tags` without the
+// leading v, commit the full commit hash, date the build date (RFC 3339,
+// from SOURCE_DATE_EPOCH: the commit's date, so a rebuild is identical).
+// A plain `go build` leaves them as below.
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
 
 func main() {
 	root := newRoot()

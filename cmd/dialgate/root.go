@@ -45,6 +45,7 @@ Start with "dialgate init", then "dialgate serve" (or systemctl start dialgate).
 		},
 	}
 	root.PersistentFlags().StringVar(&g.configPath, "config", daemon.DefaultConfigPath, "config file (env DIALGATE_CONFIG)")
+	setVersion(root)
 	root.AddCommand(newGenDocsCmd(root))
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%s: %v; see '%s --help'", cmd.CommandPath(), err, cmd.CommandPath())}
