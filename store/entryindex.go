@@ -124,17 +124,13 @@ func buildEntryIndex(tx *bbolt.Tx) error {
 	}
 	entries := tx.Bucket(bucketEntries)
 	err = entries.ForEach(func(k, v []byte) error {
-		id, err := idFromKey('e', k)
+		e, err := decodeEntry(k, v)
 		if err != nil {
 			return err
 		}
-		var rec entryV1
-		if err := decodeRecord(v, &rec, entryName(id)); err != nil {
-			return err
-		}
-		for _, ik := range entryIndexKeys(rec.entry(id), k) {
+		for _, ik := range entryIndexKeys(e, k) {
 			if err := idx.Put(ik, []byte{}); err != nil {
-				return fmt.Errorf("%s: entry index: write: %w", entryName(id), err)
+				return fmt.Errorf("%s: entry index: write: %w", entryName(e.ID), err)
 			}
 		}
 		return nil
@@ -161,28 +157,31 @@ func (t *boltTx) entriesIndexed(kind byte, s string, match func(Entry) bool) ([]
 	if err != nil {
 		return nil, err
 	}
-	prefix := entryIndexPrefix(kind, s)
-	var out []Entry
+	return indexLookup(idx, b, entryIndexPrefix(kind, s), decodeEntry, match)
+}
+
+// indexLookup reads, in key order, the records of records that the index
+// idx lists under prefix (each index key is prefix + the record's 8-byte
+// key) and keeps those that still satisfy match: a stale key, whose
+// record is gone or no longer matches, is skipped, never believed.
+func indexLookup[T any](idx, records *bbolt.Bucket, prefix []byte, decode func(k, v []byte) (T, error), match func(T) bool) ([]T, error) {
+	var out []T
 	c := idx.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		key := k[len(prefix):]
 		if len(key) != 8 {
 			continue // a longer value sharing the prefix cannot: values hold no NUL
 		}
-		data := b.Get(key)
+		data := records.Get(key)
 		if data == nil {
-			continue // stale: the entry is gone
+			continue // stale: the record is gone
 		}
-		id, err := idFromKey('e', key)
+		r, err := decode(key, data)
 		if err != nil {
 			return nil, err
 		}
-		var rec entryV1
-		if err := decodeRecord(data, &rec, entryName(id)); err != nil {
-			return nil, err
-		}
-		if e := rec.entry(id); match(e) {
-			out = append(out, e)
+		if match(r) {
+			out = append(out, r)
 		}
 	}
 	return out, nil

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"fmt"
 
 	"go.etcd.io/bbolt"
@@ -66,15 +65,11 @@ func buildGrantIndex(tx *bbolt.Tx) error {
 		return fmt.Errorf("create bucket %q: %w", bucketGrantIndex, err)
 	}
 	return tx.Bucket(bucketGrants).ForEach(func(k, v []byte) error {
-		id, err := idFromKey('g', k)
+		g, err := decodeGrant(k, v)
 		if err != nil {
 			return err
 		}
-		var rec grantV1
-		if err := decodeRecord(v, &rec, grantName(id)); err != nil {
-			return err
-		}
-		return indexGrant(idx, rec.grant(id), k)
+		return indexGrant(idx, g, k)
 	})
 }
 
@@ -90,31 +85,7 @@ func (t *boltTx) grantsIndexed(kind byte, s string, match func(Grant) bool) ([]G
 	if !t.grantIndex || idx == nil {
 		return grantsWhere(b, match)
 	}
-	prefix := entryIndexPrefix(kind, s)
-	var out []Grant
-	c := idx.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		key := k[len(prefix):]
-		if len(key) != 8 {
-			continue
-		}
-		data := b.Get(key)
-		if data == nil {
-			continue
-		}
-		id, err := idFromKey('g', key)
-		if err != nil {
-			return nil, err
-		}
-		var rec grantV1
-		if err := decodeRecord(data, &rec, grantName(id)); err != nil {
-			return nil, err
-		}
-		if g := rec.grant(id); match(g) {
-			out = append(out, g)
-		}
-	}
-	return out, nil
+	return indexLookup(idx, b, entryIndexPrefix(kind, s), decodeGrant, match)
 }
 
 func (t *boltTx) GrantsOfAccount(name string) ([]Grant, error) {

@@ -470,18 +470,33 @@ func (t *boltTx) EntriesOfAccount(name string) ([]Entry, error) {
 }
 
 func entriesWhere(b *bbolt.Bucket, match func(Entry) bool) ([]Entry, error) {
-	var out []Entry
+	return recordsWhere(b, decodeEntry, match)
+}
+
+// decodeEntry reads the entry stored under record key k.
+func decodeEntry(k, v []byte) (Entry, error) {
+	id, err := idFromKey('e', k)
+	if err != nil {
+		return Entry{}, err
+	}
+	var rec entryV1
+	if err := decodeRecord(v, &rec, entryName(id)); err != nil {
+		return Entry{}, err
+	}
+	return rec.entry(id), nil
+}
+
+// recordsWhere decodes every record of b, in key order, and keeps those
+// match accepts.
+func recordsWhere[T any](b *bbolt.Bucket, decode func(k, v []byte) (T, error), match func(T) bool) ([]T, error) {
+	var out []T
 	err := b.ForEach(func(k, v []byte) error {
-		id, err := idFromKey('e', k)
+		r, err := decode(k, v)
 		if err != nil {
 			return err
 		}
-		var rec entryV1
-		if err := decodeRecord(v, &rec, entryName(id)); err != nil {
-			return err
-		}
-		if e := rec.entry(id); match(e) {
-			out = append(out, e)
+		if match(r) {
+			out = append(out, r)
 		}
 		return nil
 	})
@@ -557,9 +572,8 @@ func (t *boltTx) PutGrant(g Grant) (Grant, error) {
 	idx := t.tx.Bucket(bucketGrantIndex)
 	if idx != nil {
 		if data := b.Get(key); data != nil {
-			var old grantV1
-			if decodeRecord(data, &old, grantName(id)) == nil {
-				if err := unindexGrant(idx, old.grant(id), key); err != nil {
+			if old, err := decodeGrant(key, data); err == nil {
+				if err := unindexGrant(idx, old, key); err != nil {
 					return Grant{}, err
 				}
 			}
@@ -632,22 +646,20 @@ func (t *boltTx) PurgeExpiredGrants(now time.Time) ([]Grant, error) {
 }
 
 func grantsWhere(b *bbolt.Bucket, match func(Grant) bool) ([]Grant, error) {
-	var out []Grant
-	err := b.ForEach(func(k, v []byte) error {
-		id, err := idFromKey('g', k)
-		if err != nil {
-			return err
-		}
-		var rec grantV1
-		if err := decodeRecord(v, &rec, grantName(id)); err != nil {
-			return err
-		}
-		if g := rec.grant(id); match(g) {
-			out = append(out, g)
-		}
-		return nil
-	})
-	return out, err
+	return recordsWhere(b, decodeGrant, match)
+}
+
+// decodeGrant reads the grant stored under record key k.
+func decodeGrant(k, v []byte) (Grant, error) {
+	id, err := idFromKey('g', k)
+	if err != nil {
+		return Grant{}, err
+	}
+	var rec grantV1
+	if err := decodeRecord(v, &rec, grantName(id)); err != nil {
+		return Grant{}, err
+	}
+	return rec.grant(id), nil
 }
 
 func (t *boltTx) deleteGrantsWhere(match func(Grant) bool) ([]Grant, error) {
