@@ -308,6 +308,31 @@ func nftDropsSet(f Family, id uint32) *nftables.Set {
 }
 
 // dropsShapeOK reports whether kernel set s is the drop set of family f.
+// nftRuntimeSets are the sets whose members the kernel (drop accounting,
+// rate limits) or the daemon's runtime decisions (blocks) fill: Verify
+// checks that they exist and have their shape, never their members.
+var nftRuntimeSets = []struct {
+	what    string
+	name    func(Family) string
+	shapeOK func(Family, *nftables.Set) bool
+}{
+	{"drop accounting set", nftDropsSetName, dropsShapeOK},
+	{"block set", nftBlockSetName, blockShapeOK},
+	{"responsive sip rate set", nftRespSetName, respShapeOK},
+}
+
+// isNFTRuntimeSet reports whether name is one of nftRuntimeSets.
+func isNFTRuntimeSet(name string) bool {
+	for _, rs := range nftRuntimeSets {
+		for _, f := range families {
+			if name == rs.name(f) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func dropsShapeOK(f Family, s *nftables.Set) bool {
 	return s != nil && s.KeyType.Bytes == nftDropsKey(f).Bytes && s.HasTimeout && s.Dynamic && !s.Interval && !s.IsMap && !s.Constant
 }
@@ -793,13 +818,14 @@ func (st *nftState) hooked() bool {
 // shapeOK reports whether the table has exactly dialgate's chain and
 // sets, so that Apply can patch it instead of replacing it.
 func (st *nftState) shapeOK() bool {
-	if !st.hooked() || st.chains != 1 || len(st.sets) != len(nftSetDefs)+3*len(families) {
+	if !st.hooked() || st.chains != 1 || len(st.sets) != len(nftSetDefs)+len(nftRuntimeSets)*len(families) {
 		return false
 	}
-	for _, f := range families {
-		if !dropsShapeOK(f, st.sets[nftDropsSetName(f)]) || !blockShapeOK(f, st.sets[nftBlockSetName(f)]) ||
-			!respShapeOK(f, st.sets[nftRespSetName(f)]) {
-			return false
+	for _, rs := range nftRuntimeSets {
+		for _, f := range families {
+			if !rs.shapeOK(f, st.sets[rs.name(f)]) {
+				return false
+			}
 		}
 	}
 	for _, d := range nftSetDefs {
@@ -1467,33 +1493,18 @@ func (b *NFTables) Verify(ctx context.Context, want State) (Drift, error) {
 			d.add(DriftChain, 0, "a rule of chain %s was changed in place", NFTChain)
 		}
 	}
-	for _, f := range families {
-		switch s, ok := st.sets[nftDropsSetName(f)]; {
-		case !ok:
-			d.add(DriftSet, f, "drop accounting set %s is missing", nftDropsSetName(f))
-		case !dropsShapeOK(f, s):
-			d.add(DriftSet, f, "drop accounting set %s is not the kind of set dialgate makes", nftDropsSetName(f))
-		}
-	}
-	for _, f := range families {
-		switch s, ok := st.sets[nftBlockSetName(f)]; {
-		case !ok:
-			d.add(DriftSet, f, "block set %s is missing", nftBlockSetName(f))
-		case !blockShapeOK(f, s):
-			d.add(DriftSet, f, "block set %s is not the kind of set dialgate makes", nftBlockSetName(f))
-		}
-	}
-	for _, f := range families {
-		switch s, ok := st.sets[nftRespSetName(f)]; {
-		case !ok:
-			d.add(DriftSet, f, "responsive sip rate set %s is missing", nftRespSetName(f))
-		case !respShapeOK(f, s):
-			d.add(DriftSet, f, "responsive sip rate set %s is not the kind of set dialgate makes", nftRespSetName(f))
+	for _, rs := range nftRuntimeSets {
+		for _, f := range families {
+			switch s, ok := st.sets[rs.name(f)]; {
+			case !ok:
+				d.add(DriftSet, f, "%s %s is missing", rs.what, rs.name(f))
+			case !rs.shapeOK(f, s):
+				d.add(DriftSet, f, "%s %s is not the kind of set dialgate makes", rs.what, rs.name(f))
+			}
 		}
 	}
 	for name := range st.sets {
-		if name == nftDropsSetName(V4) || name == nftDropsSetName(V6) || name == nftBlockSetName(V4) || name == nftBlockSetName(V6) ||
-			name == nftRespSetName(V4) || name == nftRespSetName(V6) {
+		if isNFTRuntimeSet(name) {
 			continue
 		}
 		if !slices.ContainsFunc(nftSetDefs, func(x nftSetDef) bool { return x.name == name }) {
