@@ -78,14 +78,21 @@ type Options struct {
 	// backup or a check of a database no daemon holds). The door index is
 	// not built for a database that predates it.
 	ReadOnly bool
+
+	// raw skips the schema checks and upkeep: the file is a replica or a
+	// copy being assembled (replica.go).
+	raw bool
 }
 
 // DB is a Store backed by a bbolt file.
 type DB struct {
 	bolt *bbolt.DB
 	path string
-	// grantIndexed: Open rebuilt the grant index (not read-only).
+	// grantIndexed: Open rebuilt the grant index (not read-only), or the
+	// database is a replica, whose indexes the shared store keeps.
 	grantIndexed bool
+	// commit is set on a replica: where its transactions are committed.
+	commit func(mark int64, ops []Op) (int64, error)
 }
 
 var _ Store = (*DB)(nil)
@@ -172,6 +179,9 @@ func openBolt(path, shown string, timeout time.Duration, exists bool, opts Optio
 			return nil, err
 		}
 	}
+	if opts.raw {
+		return db, nil
+	}
 	if err := db.prepare(opts.Create, opts.ReadOnly); err != nil {
 		_ = bdb.Close()
 		return nil, err
@@ -207,6 +217,10 @@ func openPrivate(name string, flag int, _ os.FileMode) (*os.File, error) {
 func (db *DB) prepare(create, readOnly bool) error {
 	var fresh, noIndex bool
 	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		if isReplica(tx) {
+			src := tx.Bucket(bucketReplica).Get(keyReplicaFrom)
+			return newError(fmt.Sprintf("%s is the local replica of a shared store (%s), not a database of its own: set [store] backend = \"etcd\", or make a database of the shared store's data with \"dialgate store migrate --to bbolt\"", db.path, src), ErrReplica, nil)
+		}
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
 			first, _ := tx.Cursor().First() // the root holds only buckets
@@ -315,6 +329,11 @@ func (db *DB) Close() error {
 // View implements Store.
 func (db *DB) View(fn func(Tx) error) error {
 	return db.bolt.View(func(btx *bbolt.Tx) error {
+		if db.commit != nil {
+			if rev, _ := replicaState(btx); rev == 0 {
+				return noDatabase(db.path, "is a replica that was never filled from the shared store")
+			}
+		}
 		t := &boltTx{tx: btx, grantIndex: db.grantIndexed}
 		defer t.finish()
 		return fn(t)
@@ -323,6 +342,9 @@ func (db *DB) View(fn func(Tx) error) error {
 
 // Update implements Store.
 func (db *DB) Update(fn func(Tx) error) error {
+	if db.commit != nil {
+		return db.updateReplica(fn)
+	}
 	return db.bolt.Update(func(btx *bbolt.Tx) error {
 		t := &boltTx{tx: btx, grantIndex: db.grantIndexed}
 		defer t.finish()

@@ -137,7 +137,7 @@ func validDoor(a Account) error {
 // checkFree fails with ErrExists if another account holds the unique claim
 // c. An index key whose account is gone, or no longer makes the claim, is
 // stale (left by an older dialgate or an outside edit) and is taken over.
-func checkFree(idx, accounts *bbolt.Bucket, name string, c doorClaim) error {
+func checkFree(idx, accounts bucket, name string, c doorClaim) error {
 	owner := idx.Get([]byte(c.key))
 	if owner == nil || string(owner) == name {
 		return nil
@@ -162,7 +162,7 @@ func checkFree(idx, accounts *bbolt.Bucket, name string, c doorClaim) error {
 //
 // Every check comes before the first write, so a refused change leaves the
 // index untouched even if the caller carries on with the transaction.
-func reindex(idx, accounts *bbolt.Bucket, name string, old []doorClaim, oldUnknown bool, next *Account) error {
+func reindex(idx, accounts bucket, name string, old []doorClaim, oldUnknown bool, next *Account) error {
 	var add []doorClaim
 	if next != nil {
 		if err := validDoor(*next); err != nil {
@@ -220,7 +220,7 @@ func reindex(idx, accounts *bbolt.Bucket, name string, old []doorClaim, oldUnkno
 
 // keysNaming scans the whole index for the keys that point at name. It is
 // the slow path for an account record this build cannot decode.
-func keysNaming(idx *bbolt.Bucket, name string) ([][]byte, error) {
+func keysNaming(idx bucket, name string) ([][]byte, error) {
 	var out [][]byte
 	err := idx.ForEach(func(k, v []byte) error {
 		if len(k) < 2 || k[1] != 0 {
@@ -244,7 +244,7 @@ func keysNaming(idx *bbolt.Bucket, name string) ([][]byte, error) {
 
 // oldClaims returns the claims of the stored record under name, or
 // unknown = true if there is one this build cannot decode.
-func oldClaims(accounts *bbolt.Bucket, name string) (claims []doorClaim, unknown bool) {
+func oldClaims(accounts bucket, name string) (claims []doorClaim, unknown bool) {
 	data := accounts.Get([]byte(name))
 	if data == nil {
 		return nil, false
@@ -276,7 +276,7 @@ func buildDoorIndex(tx *bbolt.Tx) error {
 		}
 		a := rec.account()
 		a.Name = string(k) // the key is what lookups use
-		return reindex(idx, accounts, a.Name, nil, false, &a)
+		return reindex(plain(idx), plain(accounts), a.Name, nil, false, &a)
 	})
 }
 
@@ -313,7 +313,7 @@ func (t *boltTx) accountByClaim(c doorClaim) (Account, error) {
 
 // indexedAccount loads the account an index key names and checks that its
 // record still makes the claim.
-func indexedAccount(accounts *bbolt.Bucket, name string, c doorClaim) (Account, error) {
+func indexedAccount(accounts bucket, name string, c doorClaim) (Account, error) {
 	a, err := getAccount(accounts, name)
 	if errors.Is(err, ErrNotFound) {
 		return Account{}, fmt.Errorf("door index: %s names %s, which does not exist (stale index)", c, accountName(name))

@@ -72,7 +72,7 @@ func validIndexable(e Entry) error {
 // indexEntry adds e's keys. When the index was current before the entry
 // was written (wasCurrent), it records the entries bucket's sequence so
 // it stays current; a stale index stays marked stale.
-func indexEntry(idx, entries *bbolt.Bucket, e Entry, key []byte, wasCurrent bool) error {
+func indexEntry(idx, entries bucket, e Entry, key []byte, wasCurrent bool) error {
 	for _, k := range entryIndexKeys(e, key) {
 		if err := idx.Put(k, []byte{}); err != nil {
 			return fmt.Errorf("%s: entry index: write: %w", entryName(e.ID), err)
@@ -84,7 +84,7 @@ func indexEntry(idx, entries *bbolt.Bucket, e Entry, key []byte, wasCurrent bool
 	return putIndexSeq(idx, entries)
 }
 
-func unindexEntry(idx *bbolt.Bucket, e Entry, key []byte) error {
+func unindexEntry(idx bucket, e Entry, key []byte) error {
 	for _, k := range entryIndexKeys(e, key) {
 		if err := idx.Delete(k); err != nil {
 			return fmt.Errorf("%s: entry index: delete: %w", entryName(e.ID), err)
@@ -93,7 +93,7 @@ func unindexEntry(idx *bbolt.Bucket, e Entry, key []byte) error {
 	return nil
 }
 
-func putIndexSeq(idx, entries *bbolt.Bucket) error {
+func putIndexSeq(idx, entries bucket) error {
 	if err := idx.Put(keyEntryIndexSeq, binary.BigEndian.AppendUint64(nil, entries.Sequence())); err != nil {
 		return fmt.Errorf("entry index: write sequence: %w", err)
 	}
@@ -138,7 +138,7 @@ func buildEntryIndex(tx *bbolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	return putIndexSeq(idx, entries)
+	return putIndexSeq(plain(idx), plain(entries))
 }
 
 // entriesIndexed returns, in ID order, the entries the index lists under
@@ -164,7 +164,7 @@ func (t *boltTx) entriesIndexed(kind byte, s string, match func(Entry) bool) ([]
 // idx lists under prefix (each index key is prefix + the record's 8-byte
 // key) and keeps those that still satisfy match: a stale key, whose
 // record is gone or no longer matches, is skipped, never believed.
-func indexLookup[T any](idx, records *bbolt.Bucket, prefix []byte, decode func(k, v []byte) (T, error), match func(T) bool) ([]T, error) {
+func indexLookup[T any](idx, records bucket, prefix []byte, decode func(k, v []byte) (T, error), match func(T) bool) ([]T, error) {
 	var out []T
 	c := idx.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {

@@ -35,7 +35,7 @@ func grantIndexKeys(g Grant, key []byte) [][]byte {
 	}
 }
 
-func indexGrant(idx *bbolt.Bucket, g Grant, key []byte) error {
+func indexGrant(idx bucket, g Grant, key []byte) error {
 	for _, k := range grantIndexKeys(g, key) {
 		if err := idx.Put(k, []byte{}); err != nil {
 			return fmt.Errorf("%s: grant index: write: %w", grantName(g.ID), err)
@@ -44,7 +44,7 @@ func indexGrant(idx *bbolt.Bucket, g Grant, key []byte) error {
 	return nil
 }
 
-func unindexGrant(idx *bbolt.Bucket, g Grant, key []byte) error {
+func unindexGrant(idx bucket, g Grant, key []byte) error {
 	for _, k := range grantIndexKeys(g, key) {
 		if err := idx.Delete(k); err != nil {
 			return fmt.Errorf("%s: grant index: delete: %w", grantName(g.ID), err)
@@ -69,7 +69,7 @@ func buildGrantIndex(tx *bbolt.Tx) error {
 		if err != nil {
 			return err
 		}
-		return indexGrant(idx, g, k)
+		return indexGrant(plain(idx), g, k)
 	})
 }
 
@@ -81,8 +81,8 @@ func (t *boltTx) grantsIndexed(kind byte, s string, match func(Grant) bool) ([]G
 	if err != nil {
 		return nil, err
 	}
-	idx := t.tx.Bucket(bucketGrantIndex)
-	if !t.grantIndex || idx == nil {
+	idx := t.bkt(bucketGrantIndex)
+	if !t.grantIndex || !idx.exists() {
 		return grantsWhere(b, match)
 	}
 	return indexLookup(idx, b, entryIndexPrefix(kind, s), decodeGrant, match)

@@ -136,6 +136,8 @@ type Tx interface {
 type boltTx struct {
 	tx   *bbolt.Tx
 	done bool
+	// ws collects the writes of a replica's transaction; nil otherwise.
+	ws *writeSet
 	// grantIndex says the grant index is complete (Open rebuilt it).
 	grantIndex bool
 }
@@ -144,14 +146,19 @@ type boltTx struct {
 // dereference freed pages when an escaped Tx is used; an error is kinder.
 func (t *boltTx) finish() { t.done = true }
 
-func (t *boltTx) bucket(name []byte) (*bbolt.Bucket, error) {
+func (t *boltTx) bucket(name []byte) (bucket, error) {
 	if t.done {
-		return nil, fmt.Errorf("store transaction used after its closure returned: %w", bolterrors.ErrTxClosed)
+		return bucket{}, fmt.Errorf("store transaction used after its closure returned: %w", bolterrors.ErrTxClosed)
 	}
-	return t.tx.Bucket(name), nil
+	return t.bkt(name), nil
 }
 
-func put(b *bbolt.Bucket, key []byte, rec any, what string) error {
+// bkt is the named bucket, its writes noted in the transaction's write set.
+func (t *boltTx) bkt(name []byte) bucket {
+	return bucket{Bucket: t.tx.Bucket(name), name: string(name), ws: t.ws}
+}
+
+func put(b bucket, key []byte, rec any, what string) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("%s: encode: %w", what, err)
@@ -162,7 +169,7 @@ func put(b *bbolt.Bucket, key []byte, rec any, what string) error {
 	return nil
 }
 
-func del(b *bbolt.Bucket, key []byte, what string) error {
+func del(b bucket, key []byte, what string) error {
 	if err := b.Delete(key); err != nil {
 		return fmt.Errorf("%s: delete: %w", what, err)
 	}
@@ -183,7 +190,7 @@ func (t *boltTx) Account(name string) (Account, error) {
 	return getAccount(b, name)
 }
 
-func getAccount(b *bbolt.Bucket, name string) (Account, error) {
+func getAccount(b bucket, name string) (Account, error) {
 	data := b.Get([]byte(name))
 	if data == nil {
 		return Account{}, notFound(accountName(name))
@@ -242,7 +249,7 @@ func (t *boltTx) PutAccount(a Account) error {
 // putAccount writes a and moves its door index entries. Everything that can
 // refuse the account (validation, a taken number or caller ID, encoding)
 // happens before the first write.
-func putAccount(b, idx *bbolt.Bucket, a Account) error {
+func putAccount(b, idx bucket, a Account) error {
 	if a.Name == "" {
 		return invalidf("account: empty name")
 	}
@@ -351,7 +358,7 @@ func (t *boltTx) AddEntry(e Entry) (Entry, error) {
 	if err := put(b, key, entryRecord(e), entryName(id)); err != nil {
 		return Entry{}, err
 	}
-	if idx := t.tx.Bucket(bucketEntryIndex); idx != nil {
+	if idx := t.bkt(bucketEntryIndex); idx.exists() {
 		if err := indexEntry(idx, b, e, key, current); err != nil {
 			return Entry{}, err
 		}
@@ -365,7 +372,7 @@ func (t *boltTx) AddEntry(e Entry) (Entry, error) {
 // id draws the next number; a caller-supplied one (restoring a backup,
 // updating a grant) is accepted and the sequence is moved past it, so that
 // a later generated ID can never collide with it.
-func claimID(b *bbolt.Bucket, prefix byte, id string) ([]byte, string, error) {
+func claimID(b bucket, prefix byte, id string) ([]byte, string, error) {
 	if id == "" {
 		n, err := b.NextSequence()
 		if err != nil {
@@ -396,7 +403,7 @@ func (t *boltTx) Entry(id string) (Entry, error) {
 
 // getEntry treats a malformed ID as a missing entry: either way there is
 // no such entry, and the CLI has one message to show.
-func getEntry(b *bbolt.Bucket, id string) ([]byte, Entry, error) {
+func getEntry(b bucket, id string) ([]byte, Entry, error) {
 	n, ok := parseID('e', id)
 	if !ok {
 		return nil, Entry{}, notFound(entryName(id))
@@ -422,7 +429,7 @@ func (t *boltTx) DeleteEntry(id string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	if idx := t.tx.Bucket(bucketEntryIndex); idx != nil {
+	if idx := t.bkt(bucketEntryIndex); idx.exists() {
 		if err := unindexEntry(idx, e, key); err != nil {
 			return Entry{}, err
 		}
@@ -469,7 +476,7 @@ func (t *boltTx) EntriesOfAccount(name string) ([]Entry, error) {
 	return t.entriesIndexed(entryByAccount, name, func(e Entry) bool { return e.Account == name })
 }
 
-func entriesWhere(b *bbolt.Bucket, match func(Entry) bool) ([]Entry, error) {
+func entriesWhere(b bucket, match func(Entry) bool) ([]Entry, error) {
 	return recordsWhere(b, decodeEntry, match)
 }
 
@@ -488,7 +495,7 @@ func decodeEntry(k, v []byte) (Entry, error) {
 
 // recordsWhere decodes every record of b, in key order, and keeps those
 // match accepts.
-func recordsWhere[T any](b *bbolt.Bucket, decode func(k, v []byte) (T, error), match func(T) bool) ([]T, error) {
+func recordsWhere[T any](b bucket, decode func(k, v []byte) (T, error), match func(T) bool) ([]T, error) {
 	var out []T
 	err := b.ForEach(func(k, v []byte) error {
 		r, err := decode(k, v)
@@ -508,7 +515,7 @@ func (t *boltTx) deleteAccountEntries(name string) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	idx := t.tx.Bucket(bucketEntryIndex)
+	idx := t.bkt(bucketEntryIndex)
 	victims, err := t.EntriesOfAccount(name)
 	if err != nil {
 		return nil, err
@@ -517,7 +524,7 @@ func (t *boltTx) deleteAccountEntries(name string) ([]Entry, error) {
 	// changes under them.
 	for _, e := range victims {
 		n, _ := parseID('e', e.ID)
-		if idx != nil {
+		if idx.exists() {
 			if err := unindexEntry(idx, e, seqKey(n)); err != nil {
 				return nil, err
 			}
@@ -569,8 +576,8 @@ func (t *boltTx) PutGrant(g Grant) (Grant, error) {
 	if g.Created.IsZero() {
 		g.Created = time.Now()
 	}
-	idx := t.tx.Bucket(bucketGrantIndex)
-	if idx != nil {
+	idx := t.bkt(bucketGrantIndex)
+	if idx.exists() {
 		if data := b.Get(key); data != nil {
 			if old, err := decodeGrant(key, data); err == nil {
 				if err := unindexGrant(idx, old, key); err != nil {
@@ -582,7 +589,7 @@ func (t *boltTx) PutGrant(g Grant) (Grant, error) {
 	if err := put(b, key, grantRecord(g), grantName(id)); err != nil {
 		return Grant{}, err
 	}
-	if idx != nil {
+	if idx.exists() {
 		if err := indexGrant(idx, g, key); err != nil {
 			return Grant{}, err
 		}
@@ -599,7 +606,7 @@ func (t *boltTx) Grant(id string) (Grant, error) {
 	return g, err
 }
 
-func getGrant(b *bbolt.Bucket, id string) ([]byte, Grant, error) {
+func getGrant(b bucket, id string) ([]byte, Grant, error) {
 	n, ok := parseID('g', id)
 	if !ok {
 		return nil, Grant{}, notFound(grantName(id))
@@ -625,7 +632,7 @@ func (t *boltTx) DeleteGrant(id string) (Grant, error) {
 	if err != nil {
 		return Grant{}, err
 	}
-	if idx := t.tx.Bucket(bucketGrantIndex); idx != nil {
+	if idx := t.bkt(bucketGrantIndex); idx.exists() {
 		if err := unindexGrant(idx, g, key); err != nil {
 			return Grant{}, err
 		}
@@ -645,7 +652,7 @@ func (t *boltTx) PurgeExpiredGrants(now time.Time) ([]Grant, error) {
 	return t.deleteGrantsWhere(func(g Grant) bool { return !g.Expires.After(now) })
 }
 
-func grantsWhere(b *bbolt.Bucket, match func(Grant) bool) ([]Grant, error) {
+func grantsWhere(b bucket, match func(Grant) bool) ([]Grant, error) {
 	return recordsWhere(b, decodeGrant, match)
 }
 
@@ -671,10 +678,10 @@ func (t *boltTx) deleteGrantsWhere(match func(Grant) bool) ([]Grant, error) {
 	if err != nil {
 		return nil, err
 	}
-	idx := t.tx.Bucket(bucketGrantIndex)
+	idx := t.bkt(bucketGrantIndex)
 	for _, g := range victims {
 		n, _ := parseID('g', g.ID)
-		if idx != nil {
+		if idx.exists() {
 			if err := unindexGrant(idx, g, seqKey(n)); err != nil {
 				return nil, err
 			}

@@ -1,0 +1,172 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// sharedLog is a shared store in memory: the commit rule of the real one
+// (a commit is accepted only at the current mark) and a log of commits
+// that replicas replay, as the etcd watch does.
+type sharedLog struct {
+	mu   sync.Mutex
+	rev  int64
+	mark int64
+	log  []logged
+}
+
+type logged struct {
+	rev int64
+	ops []Op
+}
+
+func (s *sharedLog) commit(mark int64, ops []Op) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if mark != s.mark {
+		return 0, fmt.Errorf("mark %d, store at %d: %w", mark, s.mark, ErrConflict)
+	}
+	s.rev++
+	s.mark = s.rev
+	s.log = append(s.log, logged{s.rev, ops})
+	return s.rev, nil
+}
+
+// catchUp replays onto r every commit it does not hold.
+func (s *sharedLog) catchUp(t *testing.T, r *DB) {
+	t.Helper()
+	s.mu.Lock()
+	log := append([]logged(nil), s.log...)
+	s.mu.Unlock()
+	for _, l := range log {
+		if _, err := r.ApplyReplica(l.rev, l.rev, l.ops); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// seedShared makes a standalone database and loads its content, as a
+// migration does, into the shared log at revision 1.
+func seedShared(t *testing.T) (*sharedLog, []Op) {
+	t.Helper()
+	src := openTest(t)
+	mustUpdate(t, src, func(tx Tx) error { return tx.CreateAccount(Account{Name: "alice", Number: "100"}) })
+	var ops []Op
+	if err := src.Ops(func(op Op) error { ops = append(ops, op); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	s := &sharedLog{rev: 1, mark: 1}
+	return s, ops
+}
+
+func openReplica(t *testing.T, s *sharedLog, ops []Op) *DB {
+	t.Helper()
+	r, err := OpenReplica(filepath.Join(t.TempDir(), "replica.db"), ReplicaOptions{Source: "test", Commit: s.commit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if err := r.View(func(Tx) error { return nil }); !errors.Is(err, ErrNoDatabase) {
+		t.Fatalf("View of an unfilled replica: %v, want ErrNoDatabase", err)
+	}
+	if err := r.ResetReplica(1, 1, ops); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestReplicaCommitsThroughSharedStore(t *testing.T) {
+	s, ops := seedShared(t)
+	a, b := openReplica(t, s, ops), openReplica(t, s, ops)
+
+	mustUpdate(t, a, func(tx Tx) error {
+		_, err := tx.AddEntry(Entry{Account: "alice", Kind: KindIP, Value: "192.0.2.7"})
+		return err
+	})
+	// b has not seen a's commit: its write is refused, and nothing of it
+	// stays in b.
+	err := b.Update(func(tx Tx) error { return tx.CreateAccount(Account{Name: "bob"}) })
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale replica committed: %v", err)
+	}
+	mustView(t, b, func(tx Tx) error {
+		if _, err := tx.Account("bob"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("refused write kept locally: %v", err)
+		}
+		return nil
+	})
+
+	s.catchUp(t, b)
+	mustView(t, b, func(tx Tx) error {
+		es, err := tx.EntriesByValue("192.0.2.7")
+		if err != nil || len(es) != 1 || es[0].ID != "e1" {
+			t.Errorf("b after catching up: %v %v", es, err)
+		}
+		return nil
+	})
+	mustUpdate(t, b, func(tx Tx) error { return tx.CreateAccount(Account{Name: "bob"}) })
+	// a replays its own commit without harm and then b's.
+	s.catchUp(t, a)
+	mustView(t, a, func(tx Tx) error {
+		if _, err := tx.Account("bob"); err != nil {
+			t.Error(err)
+		}
+		es, err := tx.Entries()
+		if err != nil || len(es) != 1 {
+			t.Errorf("a: %v %v", es, err)
+		}
+		return nil
+	})
+	// Sequences travel too: the next entry on b is e2, not e1 again.
+	mustUpdate(t, b, func(tx Tx) error {
+		e, err := tx.AddEntry(Entry{Account: "bob", Kind: KindIP, Value: "192.0.2.8"})
+		if err == nil && e.ID != "e2" {
+			t.Errorf("entry ID on b %s, want e2", e.ID)
+		}
+		return err
+	})
+}
+
+func TestReplicaAndStandaloneNotConfused(t *testing.T) {
+	s, ops := seedShared(t)
+	r := openReplica(t, s, ops)
+	path := r.Path()
+	r.Close()
+	if _, err := Open(path, Options{}); !errors.Is(err, ErrReplica) {
+		t.Errorf("Open of a replica: %v, want ErrReplica", err)
+	}
+	if _, err := OpenReplica(path, ReplicaOptions{Source: "other", Commit: s.commit}); !errors.Is(err, ErrReplica) {
+		t.Errorf("replica of another source: %v, want ErrReplica", err)
+	}
+	standalone := openTest(t)
+	standalone.Close()
+	if _, err := OpenReplica(standalone.Path(), ReplicaOptions{Source: "test", Commit: s.commit}); !errors.Is(err, ErrReplica) {
+		t.Errorf("OpenReplica of a standalone database: %v, want ErrReplica", err)
+	}
+	// What a shared store holds makes a database of its own again.
+	out := filepath.Join(t.TempDir(), "out.db")
+	if err := CreateFromOps(out, ops); err != nil {
+		t.Fatal(err)
+	}
+	if err := CreateFromOps(out, ops); !errors.Is(err, ErrExists) {
+		t.Errorf("CreateFromOps over a file: %v, want ErrExists", err)
+	}
+	db, err := Open(out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mustView(t, db, func(tx Tx) error {
+		a, err := tx.AccountByNumber("100")
+		if err != nil || a.Name != "alice" {
+			t.Errorf("copy: %v %v", a, err)
+		}
+		return nil
+	})
+	if err := r.ResetReplica(5, 5, nil); !errors.Is(err, ErrNoDatabase) {
+		t.Errorf("reset with nothing: %v, want ErrNoDatabase", err)
+	}
+}
