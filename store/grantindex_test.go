@@ -41,10 +41,10 @@ func checkGrantLookups(t *testing.T, db Store, byAccount, byIP map[string][]stri
 	})
 }
 
-// The grant index follows every write (a grant moved to a new address
-// keeps its ID), and a database written without it (an older dialgate)
-// is indexed again by Open; read-only, lookups scan.
-func TestGrantIndex(t *testing.T) {
+// A database written without the grant index (an older dialgate adds a
+// grant and moves another, knowing no index) is indexed again by Open;
+// read-only, lookups scan. The suite checks the lookups on live writes.
+func TestGrantIndexRebuilt(t *testing.T) {
 	db := openTest(t)
 	exp := time.Now().Add(time.Hour)
 	mustUpdate(t, db, func(tx Tx) error {
@@ -63,17 +63,11 @@ func TestGrantIndex(t *testing.T) {
 				return err
 			}
 		}
-		return nil
-	})
-	checkGrantLookups(t, db,
-		map[string][]string{"alice": {"g1", "g3", "g4"}, "bob": {"g2"}, "al": {}},
-		map[string][]string{"203.0.113.7": {"g1", "g2"}, "203.0.113.70": {"g3"}, "203.0.113": {}})
-	mustUpdate(t, db, func(tx Tx) error {
 		g, err := tx.Grant("g3")
 		if err != nil {
 			return err
 		}
-		g.IP = "198.51.100.9" // moved, same ID
+		g.IP = "198.51.100.9"
 		if _, err := tx.PutGrant(g); err != nil {
 			return err
 		}
@@ -86,11 +80,7 @@ func TestGrantIndex(t *testing.T) {
 		_, _, err = tx.DeleteAccount("bob")
 		return err
 	})
-	checkGrantLookups(t, db,
-		map[string][]string{"alice": {"g3"}, "bob": {}},
-		map[string][]string{"203.0.113.7": {}, "203.0.113.70": {}, "198.51.100.9": {"g3"}, "203.0.113.8": {}})
 
-	// An older dialgate adds a grant and moves another, knowing no index.
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketGrants)
 		n, err := b.NextSequence()
