@@ -42,6 +42,7 @@ type Config struct {
 	Audit      AuditConfig      `toml:"audit"`
 	Blocking   BlockingConfig   `toml:"blocking"`
 	Responsive ResponsiveConfig `toml:"responsive"`
+	Store      StoreConfig      `toml:"store"`
 
 	// Warnings are settings that are accepted but risky (FastAGI reachable
 	// from afar, a secret in a world-readable file, ...). The daemon logs
@@ -225,6 +226,7 @@ func DefaultConfig() Config {
 	c.Firewall.parsed = firewall.DefaultConfig()
 	c.Firewall.Backend = firewall.KindIPTables
 	c.Audit = defaultAudit()
+	c.Store = defaultStore()
 	c.Blocking = BlockingConfig{After: 5, Window: Duration{10 * time.Minute}, BlockFor: Duration{time.Hour}}
 	c.Responsive = ResponsiveConfig{PerMinute: firewall.DefaultResponsivePerMinute, Burst: firewall.DefaultResponsiveBurst,
 		Grant: "sip", GrantFor: Duration{time.Hour}}
@@ -271,9 +273,9 @@ func LoadConfig(path string, explicit bool) (Config, error) {
 	if err != nil {
 		return c, err
 	}
-	if c.AMI.Secret != "" {
+	if c.AMI.Secret != "" || c.Store.Password != "" {
 		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o044 != 0 {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("config %s: holds ami.secret but is readable by group or others (mode %04o); chmod 600 %s", path, fi.Mode().Perm(), path))
+			c.Warnings = append(c.Warnings, fmt.Sprintf("config %s: holds a secret (ami.secret, store.password) but is readable by group or others (mode %04o); chmod 600 %s", path, fi.Mode().Perm(), path))
 		}
 	}
 	return c, nil
@@ -354,7 +356,7 @@ func (c Config) warnings() []string {
 	if c.Firewall.ForceWide {
 		w = append(w, "firewall.force_wide = true: the width checks of firewall.lan and firewall.open are off")
 	}
-	return w
+	return append(w, c.Store.warnings()...)
 }
 
 func parseConfig(path string, data []byte) (Config, error) {
@@ -449,6 +451,9 @@ func parseConfig(path string, data []byte) (Config, error) {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
 	if err := c.Responsive.validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := c.Store.validate(c.DB); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
 	fresh := defaultSounds()

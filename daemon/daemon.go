@@ -24,7 +24,7 @@ import (
 type Daemon struct {
 	configPath string
 	log        *slog.Logger
-	db         *store.DB
+	db         database
 	fw         firewall.Backend
 	resolver   Resolver
 	now        func() time.Time
@@ -74,7 +74,7 @@ func New(opts Options) (*Daemon, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	db, err := openDB(opts.Config.DB)
+	db, err := openStore(context.Background(), opts.Config, log)
 	if err != nil {
 		return nil, err
 	}
@@ -602,12 +602,13 @@ func (d *Daemon) reload(ctx context.Context, g Guard) error {
 		old := d.config()
 		for _, c := range []struct{ key, was, now string }{
 			{"db", old.DB, cfg.DB}, {"socket", old.Socket, cfg.Socket}, {"firewall.backend", old.Firewall.Backend, cfg.Firewall.Backend},
+			{"store", old.Store.describe(), cfg.Store.describe()},
 		} {
 			if c.was != c.now {
 				restart = append(restart, fmt.Sprintf("%s (%q, running %q)", c.key, c.now, c.was))
 			}
 		}
-		cfg.DB, cfg.Socket, cfg.Firewall.Backend = old.DB, old.Socket, old.Firewall.Backend
+		cfg.DB, cfg.Socket, cfg.Firewall.Backend, cfg.Store = old.DB, old.Socket, old.Firewall.Backend, old.Store
 		if err := d.guardConfig(old, *cfg, g); err != nil {
 			return err
 		}

@@ -50,15 +50,16 @@ func (c DoorConfig) hashParams() auth.Params {
 // audit, clock and metrics.
 func (d *Daemon) newDoor(contacts ContactLookup) (*door.Door, error) {
 	return door.New(door.Deps{
-		Store:    d.db,
-		Grant:    d.Grant,
-		Config:   func() door.Config { return d.config().Door.doorConfig() },
-		Audit:    d.audit,
-		Contacts: contacts,
-		Now:      func() time.Time { return d.now() },
-		Log:      d.log.With("component", "door"),
-		Metrics:  doorMetrics{d.metrics},
-		Hash:     d.config().Door.hashParams(),
+		Store:     d.db,
+		Grant:     d.Grant,
+		Config:    func() door.Config { return d.config().Door.doorConfig() },
+		Audit:     d.audit,
+		Available: d.storeAvailable,
+		Contacts:  contacts,
+		Now:       func() time.Time { return d.now() },
+		Log:       d.log.With("component", "door"),
+		Metrics:   doorMetrics{d.metrics},
+		Hash:      d.config().Door.hashParams(),
 	})
 }
 

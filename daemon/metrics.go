@@ -26,6 +26,7 @@ type metrics struct {
 	fqdnFailures  prometheus.Counter
 	applyDuration *prometheus.HistogramVec
 	amiConnected  prometheus.Gauge
+	storeApplies  prometheus.Counter
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -57,6 +58,9 @@ func newMetrics(d *Daemon) *metrics {
 		amiConnected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "dialgate_ami_connected", Help: "1 when logged in to the Asterisk Manager Interface.",
 		}),
+		storeApplies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dialgate_store_apply_failures_total", Help: "Changes from the shared store (other nodes) that could not be applied to the kernel.",
+		}),
 	}
 	m.reg.MustRegister(m.doorCalls, m.grantsIssued, m.agiSessions, m.agiActive, m.fqdnDuration, m.fqdnFailures,
 		m.applyDuration, m.amiConnected, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -78,6 +82,7 @@ func newMetrics(d *Daemon) *metrics {
 		}),
 		setSizes{d: d},
 		dropStats{d: d},
+		m.storeApplies, storeStats{d: d},
 	)
 	return m
 }
@@ -101,6 +106,41 @@ func (s setSizes) Collect(ch chan<- prometheus.Metric) {
 	for _, set := range st.Sets {
 		ch <- prometheus.MustNewConstMetric(setSizeDesc, prometheus.GaugeValue, float64(len(set.Entries)), set.Name)
 	}
+}
+
+func (m *metrics) storeApplyFailed() { m.storeApplies.Inc() }
+
+// storeStats is the link to the shared store, read at scrape time; no
+// series with the bbolt backend.
+type storeStats struct{ d *Daemon }
+
+var (
+	storeReachableDesc = prometheus.NewDesc("dialgate_store_reachable", "1 while the shared store (etcd) answers; 0 while the node filters with its replica and refuses changes.", nil, nil)
+	storeSinceDesc     = prometheus.NewDesc("dialgate_store_state_since_timestamp_seconds", "When dialgate_store_reachable last changed (Unix time).", nil, nil)
+	storeRevisionDesc  = prometheus.NewDesc("dialgate_store_revision", "The etcd revision the node's replica holds.", nil, nil)
+	storeResyncsDesc   = prometheus.NewDesc("dialgate_store_resyncs_total", "Full reloads of the replica (start, compaction, a replica left behind).", nil, nil)
+)
+
+func (s storeStats) Describe(ch chan<- *prometheus.Desc) {
+	ch <- storeReachableDesc
+	ch <- storeSinceDesc
+	ch <- storeRevisionDesc
+	ch <- storeResyncsDesc
+}
+
+func (s storeStats) Collect(ch chan<- prometheus.Metric) {
+	info := s.d.storeInfo()
+	if info == nil {
+		return
+	}
+	up := 0.0
+	if info.Reachable {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(storeReachableDesc, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(storeSinceDesc, prometheus.GaugeValue, float64(info.Since.UnixMilli())/1000)
+	ch <- prometheus.MustNewConstMetric(storeRevisionDesc, prometheus.GaugeValue, float64(info.Revision))
+	ch <- prometheus.MustNewConstMetric(storeResyncsDesc, prometheus.CounterValue, float64(info.Resyncs))
 }
 
 // timeApply observes one kernel update.

@@ -30,7 +30,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer release()
-	if err := d.purgeExpired(); err != nil {
+	if err := d.purgeExpired(); err != nil && !d.storeOutage(err, "purge of expired grants at start") {
 		ln.Close()
 		os.Remove(d.config().Socket)
 		return err
@@ -49,7 +49,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info("firewall in place", "duration", time.Since(start))
 	d.guard.load(ctx) // blocks the kernel kept across a restart
-	if err := d.numberMissingAccounts(); err != nil {
+	if err := d.numberMissingAccounts(); err != nil && !d.storeOutage(err, "numbering of accounts at start") {
 		ln.Close()
 		os.Remove(d.config().Socket)
 		return err
@@ -72,6 +72,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// this keeps the store and the audit log in step, and takes out of
 	// the kernel what it still holds after a wall-clock jump.
 	go d.every(ctx, 30*time.Second, "purge expired grants", func() error { return d.purgeGrants(ctx) })
+	if s, ok := d.db.(sharedDB); ok {
+		go d.followStore(ctx, s.Changed())
+	}
 	// The kernel is checked against the store every second from now on.
 	go d.newWatchdog(WatchdogInterval).run(ctx)
 	go func() {

@@ -59,6 +59,7 @@ func (d *Daemon) Status(ctx context.Context) (localapi.StatusInfo, error) {
 	}
 	st := localapi.StatusInfo{Firewall: fw, DB: d.db.Path(), Time: d.now(), Warnings: d.config().Warnings}
 	d.fillStatus(&st)
+	st.Store = d.storeInfo()
 	st.Drops = d.dropSummary(ctx)
 	return st, d.fillListing(&st)
 }

@@ -85,6 +85,13 @@ func (c *call) run(ctx context.Context) Outcome {
 	if err := c.s.Answer(ctx); err != nil {
 		return c.broke(err, "answer")
 	}
+	// Refused before any digit: a passcode checked but not counted would
+	// be a free guess.
+	if c.deps.Available != nil {
+		if err := c.deps.Available(); err != nil {
+			return c.end(ResultError, ReasonStoreUnreachable, c.cfg.Sounds.Failed, err.Error())
+		}
+	}
 	if out, done := c.identify(ctx); done {
 		return out
 	}

@@ -38,8 +38,12 @@ const (
 	ReasonNoAddress     = "no-address"
 	ReasonHangup        = "hangup"
 	ReasonStore         = "store-error"
-	ReasonGrantFailed   = "grant-failed"
-	ReasonAGI           = "agi-error"
+	// ReasonStoreUnreachable: the shared store (etcd) does not answer,
+	// so no grant or failure could be recorded; refused before a passcode
+	// is asked for.
+	ReasonStoreUnreachable = "store-unreachable"
+	ReasonGrantFailed      = "grant-failed"
+	ReasonAGI              = "agi-error"
 )
 
 // ErrAdmitted is wrapped by a GrantFunc's error when the address is
@@ -140,14 +144,18 @@ func DefaultConfig() Config {
 // Deps are what the door needs from the rest of dialgate. Store, Grant and
 // Config are required.
 type Deps struct {
-	Store    store.Store
-	Grant    GrantFunc
-	Config   func() Config
-	Audit    func(store.AuditRecord) // nil: not audited (tests only)
-	Contacts ContactLookup
-	Now      func() time.Time // nil: time.Now
-	Log      *slog.Logger     // nil: slog.Default()
-	Metrics  Metrics
+	Store  store.Store
+	Grant  GrantFunc
+	Config func() Config
+	Audit  func(store.AuditRecord) // nil: not audited (tests only)
+	// Available is nil or returns nil while grants and failures can be
+	// recorded; an error refuses the call before the passcode (a shared
+	// store out of reach).
+	Available func() error
+	Contacts  ContactLookup
+	Now       func() time.Time // nil: time.Now
+	Log       *slog.Logger     // nil: slog.Default()
+	Metrics   Metrics
 	// Hash is the argon2id cost of the dummy hash checked for unknown
 	// account numbers; it should match the cost of real passcodes.
 	Hash auth.Params

@@ -86,6 +86,25 @@ type StatusInfo struct {
 	// Drops totals who the final drop hit in the last hour; nil when
 	// the kernel could not tell.
 	Drops *firewall.DropSummary `json:"drops,omitempty"`
+	// Store is the shared store's link; nil with the bbolt backend.
+	Store *StoreInfo `json:"store,omitempty"`
+}
+
+// StoreInfo is the state of a node's link to the shared store (etcd).
+type StoreInfo struct {
+	Backend   string   `json:"backend"`
+	Endpoints []string `json:"endpoints"`
+	Prefix    string   `json:"prefix"`
+	Node      string   `json:"node"`
+	// Reachable is false while etcd does not answer: the node filters
+	// with its replica, and changes and the phone door are refused.
+	// Since is when it last changed.
+	Reachable bool      `json:"reachable"`
+	Since     time.Time `json:"since"`
+	LastError string    `json:"last_error,omitempty"`
+	// Revision is the etcd revision the replica holds.
+	Revision int64 `json:"revision"`
+	Resyncs  int   `json:"resyncs"`
 }
 
 // AddAccountRequest creates an account.

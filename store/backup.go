@@ -208,6 +208,9 @@ func checkDoorIndex(idx *bbolt.Bucket, accounts []Account) error {
 // long can hold up a writer that must grow the file, so w should be fast
 // (a local file, not a network peer).
 func (db *DB) Backup(w io.Writer) (int64, error) {
+	if db.commit != nil {
+		return db.backupReplica(w)
+	}
 	var n int64
 	err := db.bolt.View(func(tx *bbolt.Tx) (err error) {
 		n, err = tx.WriteTo(w)
@@ -266,4 +269,33 @@ func SaveBackup(path string, write func(io.Writer) error) (CheckReport, error) {
 		d.Close()
 	}
 	return rep, nil
+}
+
+// backupReplica writes a replica's content as a standalone database (the
+// replica's own bookkeeping left out), so a backup taken on any node of a
+// shared store restores anywhere, or seeds a new store.
+func (db *DB) backupReplica(w io.Writer) (int64, error) {
+	var ops []Op
+	if err := db.Ops(func(op Op) error { ops = append(ops, op); return nil }); err != nil {
+		return 0, fmt.Errorf("backup of %s: %w", db.path, err)
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(db.path), ".backup-")
+	if err != nil {
+		return 0, fmt.Errorf("backup of %s: %w", db.path, err)
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, "dialgate.db")
+	if err := CreateFromOps(tmp, ops); err != nil {
+		return 0, fmt.Errorf("backup of %s: %w", db.path, err)
+	}
+	f, err := os.Open(tmp)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n, err := io.Copy(w, f)
+	if err != nil {
+		return n, fmt.Errorf("backup of %s: %w", db.path, err)
+	}
+	return n, nil
 }

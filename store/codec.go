@@ -209,6 +209,7 @@ type auditV1 struct {
 	Subject string    `json:"subject,omitempty"`
 	Result  string    `json:"result,omitempty"`
 	Detail  string    `json:"detail,omitempty"`
+	Node    string    `json:"node,omitempty"`
 }
 
 func auditRecord(a AuditRecord) auditV1 {
@@ -221,6 +222,7 @@ func auditRecord(a AuditRecord) auditV1 {
 		Subject: a.Subject,
 		Result:  a.Result,
 		Detail:  a.Detail,
+		Node:    a.Node,
 	}
 }
 
@@ -233,6 +235,7 @@ func (r auditV1) audit() AuditRecord {
 		Subject: r.Subject,
 		Result:  r.Result,
 		Detail:  r.Detail,
+		Node:    r.Node,
 	}
 }
 

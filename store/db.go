@@ -93,6 +93,7 @@ type DB struct {
 	grantIndexed bool
 	// commit is set on a replica: where its transactions are committed.
 	commit func(mark int64, ops []Op) (int64, error)
+	node   string
 }
 
 var _ Store = (*DB)(nil)

@@ -58,6 +58,8 @@ type ReplicaOptions struct {
 	// and the transaction still open, so it must not use the replica. An
 	// error wrapping ErrConflict means another node got there first.
 	Commit func(mark int64, ops []Op) (rev int64, err error)
+	// Node names this PBX in the audit records it writes.
+	Node string
 	// Timeout bounds the wait for the file's lock (DefaultTimeout).
 	Timeout time.Duration
 }
@@ -91,6 +93,7 @@ func OpenReplica(path string, opts ReplicaOptions) (*DB, error) {
 		return nil, err
 	}
 	db.commit = opts.Commit
+	db.node = opts.Node
 	db.grantIndexed = true // the shared store keeps every index current
 	err = db.bolt.Update(func(tx *bbolt.Tx) error {
 		rb := tx.Bucket(bucketReplica)
@@ -171,7 +174,7 @@ func (db *DB) updateReplica(fn func(Tx) error) error {
 			return noDatabase(db.path, "is a replica that was never filled from the shared store")
 		}
 		ws := &writeSet{}
-		t := &boltTx{tx: btx, grantIndex: true, ws: ws}
+		t := &boltTx{tx: btx, grantIndex: true, ws: ws, node: db.node}
 		err := fn(t)
 		t.finish()
 		if err != nil || len(ws.ops) == 0 {
@@ -187,31 +190,45 @@ func (db *DB) updateReplica(fn func(Tx) error) error {
 	})
 }
 
-// ApplyReplica applies changes the shared store made at revision rev,
-// unless the replica already holds that revision (its own commits come
-// back this way). mark is the new mark if the changes include a commit's
-// marker, else 0. It reports whether anything was applied.
-func (db *DB) ApplyReplica(rev, mark int64, ops []Op) (bool, error) {
+// Change is what the shared store reports of one of its revisions: the
+// writes made at Rev and, if a node's commit was among them, the mark it
+// left (else 0).
+type Change struct {
+	Rev  int64
+	Mark int64
+	Ops  []Op
+}
+
+// ApplyChanges applies, in one transaction and in order, the changes the
+// replica does not hold yet (its own commits come back this way and are
+// skipped). It reports whether anything was applied.
+func (db *DB) ApplyChanges(changes []Change) (bool, error) {
 	applied := false
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
-		have, oldMark := replicaState(tx)
+		have, mark := replicaState(tx)
 		if have == 0 {
 			return noDatabase(db.path, "is a replica that was never filled from the shared store")
 		}
-		if rev <= have {
+		for _, c := range changes {
+			if c.Rev <= have {
+				continue
+			}
+			if err := applyOps(tx, c.Ops); err != nil {
+				return fmt.Errorf("revision %d: %w", c.Rev, err)
+			}
+			applied = true
+			have = c.Rev
+			if c.Mark != 0 {
+				mark = c.Mark
+			}
+		}
+		if !applied {
 			return nil
 		}
-		if err := applyOps(tx, ops); err != nil {
-			return err
-		}
-		applied = true
-		if mark == 0 {
-			mark = oldMark
-		}
-		return setReplicaState(tx, rev, mark)
+		return setReplicaState(tx, have, mark)
 	})
 	if err != nil {
-		return false, fmt.Errorf("replica %s: apply revision %d: %w", db.path, rev, err)
+		return false, fmt.Errorf("replica %s: %w", db.path, err)
 	}
 	return applied, nil
 }

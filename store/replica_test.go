@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -42,7 +43,7 @@ func (s *sharedLog) catchUp(t *testing.T, r *DB) {
 	log := append([]logged(nil), s.log...)
 	s.mu.Unlock()
 	for _, l := range log {
-		if _, err := r.ApplyReplica(l.rev, l.rev, l.ops); err != nil {
+		if _, err := r.ApplyChanges([]Change{{Rev: l.rev, Mark: l.rev, Ops: l.ops}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -169,4 +170,24 @@ func TestReplicaAndStandaloneNotConfused(t *testing.T) {
 	if err := r.ResetReplica(5, 5, nil); !errors.Is(err, ErrNoDatabase) {
 		t.Errorf("reset with nothing: %v, want ErrNoDatabase", err)
 	}
+}
+
+func TestReplicaBackupIsStandalone(t *testing.T) {
+	s, ops := seedShared(t)
+	r := openReplica(t, s, ops)
+	out := filepath.Join(t.TempDir(), "backup.db")
+	if _, err := SaveBackup(out, func(w io.Writer) error { _, err := r.Backup(w); return err }); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(out, Options{})
+	if err != nil {
+		t.Fatalf("a replica's backup does not open as a database: %v", err)
+	}
+	defer db.Close()
+	mustView(t, db, func(tx Tx) error {
+		if _, err := tx.Account("alice"); err != nil {
+			t.Error(err)
+		}
+		return nil
+	})
 }

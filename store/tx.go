@@ -138,6 +138,8 @@ type boltTx struct {
 	done bool
 	// ws collects the writes of a replica's transaction; nil otherwise.
 	ws *writeSet
+	// node names the replica's PBX in its audit records.
+	node string
 	// grantIndex says the grant index is complete (Open rebuilt it).
 	grantIndex bool
 }
@@ -761,6 +763,9 @@ func (t *boltTx) Audit(r AuditRecord) error {
 	}
 	if r.Time.IsZero() {
 		r.Time = time.Now()
+	}
+	if r.Node == "" {
+		r.Node = t.node
 	}
 	r = boundAudit(r)
 	// The sequence breaks ties between records in the same nanosecond (or

@@ -121,6 +121,9 @@ type AuditRecord struct {
 	Subject string    `json:"subject"` // the entry value, IP, caller ID, ...
 	Result  string    `json:"result"`  // "ok", "denied", "locked", "error", ...
 	Detail  string    `json:"detail"`
+	// Node is the PBX that wrote the record, with a shared store; set by
+	// Audit, empty with a standalone database.
+	Node string `json:"node,omitempty"`
 }
 
 // Lockout tracks failed passcode attempts for one key (a caller ID or a

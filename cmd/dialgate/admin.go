@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -264,7 +265,9 @@ reads the kernel itself and says so.
 
 Exit codes: 0 protected and the daemon running; 3 protected but no daemon
 running (nothing repairs tampering or serves the phone door); 4 NOT
-protected; 1 any other error. --check prints one line, for monitoring.`,
+protected; 5 protected, but the shared store (etcd) is unreachable, so
+changes and the phone door are refused; 1 any other error. --check prints
+one line, for monitoring.`,
 		Example: `  dialgate status
   dialgate status --check || alert "dialgate: server not protected"
   dialgate status --json | jq .protected`,
@@ -297,12 +300,14 @@ protected; 1 any other error. --check prints one line, for monitoring.`,
 				return notProtected{}
 			case !st.Daemon:
 				return fmt.Errorf("%w: the kernel holds dialgate's firewall, but nothing repairs tampering or serves the phone door", localapi.ErrNotRunning)
+			case st.Store != nil && !st.Store.Reachable:
+				return storeUnreachable{}
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.Flags().BoolVar(&check, "check", false, "print one line and exit 0 (protected), 3 (no daemon) or 4 (not protected)")
+	cmd.Flags().BoolVar(&check, "check", false, "print one line and exit 0 (protected), 3 (no daemon), 4 (not protected) or 5 (shared store unreachable)")
 	return cmd
 }
 
@@ -313,7 +318,7 @@ func statusLine(st localapi.StatusInfo) string {
 		daemonState = "daemon NOT running"
 	}
 	if st.Protected {
-		return "protected: yes; " + daemonState
+		return "protected: yes" + storeState(st.Store) + "; " + daemonState
 	}
 	return "protected: NO (" + strings.Join(st.Reasons, "; ") + "); " + daemonState
 }
@@ -368,9 +373,18 @@ func printAccounts(w io.Writer, as []localapi.AccountInfo) {
 	tw.Flush()
 }
 
+// storeState is ", store unreachable since ..." for a node cut off from
+// its shared store, else "".
+func storeState(s *localapi.StoreInfo) string {
+	if s == nil || s.Reachable {
+		return ""
+	}
+	return ", store unreachable since " + s.Since.Local().Format("2006-01-02 15:04:05 MST")
+}
+
 func printStatus(w io.Writer, st localapi.StatusInfo) {
 	if st.Protected {
-		fmt.Fprintln(w, "protected: yes")
+		fmt.Fprintln(w, "protected: yes"+storeState(st.Store))
 	} else {
 		fmt.Fprintln(w, "protected: NO")
 		for _, r := range st.Reasons {
@@ -396,6 +410,15 @@ func printStatus(w io.Writer, st localapi.StatusInfo) {
 		}
 	} else {
 		fmt.Fprintln(w, "daemon: NOT running: the kernel was read directly; nothing repairs tampering or serves the phone door")
+	}
+	if s := st.Store; s != nil {
+		fmt.Fprintf(w, "store: etcd %s, prefix %s, node %s: ", strings.Join(s.Endpoints, ","), s.Prefix, s.Node)
+		if s.Reachable {
+			fmt.Fprintf(w, "reachable, revision %d\n", s.Revision)
+		} else {
+			fmt.Fprintf(w, "UNREACHABLE since %s (%s); filtering with the replica at revision %d, changes and the phone door refused\n",
+				s.Since.Local().Format("2006-01-02 15:04:05 MST"), s.LastError, s.Revision)
+		}
 	}
 	for _, warn := range st.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
@@ -606,9 +629,19 @@ const timeFormat = "2006-01-02 15:04:05 MST"
 
 func printAudit(w io.Writer, rs []store.AuditRecord) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tACTION\tACTOR\tACCOUNT\tSUBJECT\tRESULT\tDETAIL")
+	// The NODE column only when a shared store wrote the records.
+	nodes := slices.ContainsFunc(rs, func(r store.AuditRecord) bool { return r.Node != "" })
+	head := "TIME\tACTION\tACTOR\tACCOUNT\tSUBJECT\tRESULT\tDETAIL"
+	if nodes {
+		head = "TIME\tNODE\tACTION\tACTOR\tACCOUNT\tSUBJECT\tRESULT\tDETAIL"
+	}
+	fmt.Fprintln(tw, head)
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Local().Format(timeFormat),
+		when := r.Time.Local().Format(timeFormat)
+		if nodes {
+			when += "\t" + orDefault(r.Node, r.Node == "", "-")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", when,
 			r.Action, r.Actor, r.Account, r.Subject, r.Result, r.Detail)
 	}
 	return tw.Flush()

@@ -197,6 +197,11 @@ no daemon repairs tampering or serves the phone door).
 .TP
 .B 4
 \fBstatus\fP: the server is not protected by dialgate.
+.TP
+.B 5
+\fBstatus\fP: the server is protected, but cut off from its shared store
+(etcd): it filters with its last state; changes and the phone door are
+refused until the store answers again.
 
 .SH EXAMPLES
 .nf

@@ -22,6 +22,10 @@ const (
 	// exitNotProtected: `dialgate status` found the server not filtered
 	// by dialgate's firewall.
 	exitNotProtected = 4
+	// exitStoreUnreachable: `dialgate status` found the server protected
+	// but cut off from its shared store (etcd): it filters with its last
+	// state, and changes and the phone door are refused.
+	exitStoreUnreachable = 5
 )
 
 // Set at build time by the Makefile (-ldflags -X, see scripts/version.sh
@@ -41,7 +45,7 @@ func main() {
 	err := root.ExecuteContext(context.Background())
 	code := exitCode(err)
 	switch {
-	case err == nil, code == exitNotProtected: // status printed it already
+	case err == nil, code == exitNotProtected, code == exitStoreUnreachable: // status printed it already
 	case strings.HasPrefix(err.Error(), root.Name()+" "), strings.HasPrefix(err.Error(), root.Name()+":"):
 		fmt.Fprintln(os.Stderr, err) // names the command already
 	default:
@@ -53,12 +57,15 @@ func main() {
 // exitCode maps the error a command returned to the documented exit code.
 func exitCode(err error) int {
 	var ne notProtected
+	var su storeUnreachable
 	var ue usageError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ne):
 		return exitNotProtected
+	case errors.As(err, &su):
+		return exitStoreUnreachable
 	case errors.As(err, &ue):
 		return exitUsage
 	case errors.Is(err, localapi.ErrNotRunning):
@@ -71,6 +78,11 @@ func exitCode(err error) int {
 type notProtected struct{}
 
 func (notProtected) Error() string { return "the server is not protected by dialgate" }
+
+// storeUnreachable ends `dialgate status` with exitStoreUnreachable.
+type storeUnreachable struct{}
+
+func (storeUnreachable) Error() string { return "the shared store is unreachable" }
 
 type usageError struct{ error }
 
