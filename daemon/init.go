@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -65,7 +66,7 @@ func Init(opts InitOptions) error {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(out, "warning: %s\n", w)
 	}
-	db, err := store.Open(cfg.DB, store.Options{Create: true})
+	db, where, err := openInitStore(context.Background(), cfg, out)
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("init: %w; init prepares a fresh install, with the daemon running use `dialgate allow` instead", err)
 	}
@@ -73,7 +74,7 @@ func Init(opts InitOptions) error {
 		return fmt.Errorf("init: %w", err)
 	}
 	defer db.Close()
-	fmt.Fprintf(out, "database %s\n", cfg.DB)
+	fmt.Fprintf(out, "database %s\n", where)
 
 	type want struct {
 		account, comment string

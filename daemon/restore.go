@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/dialgate/dialgate/etcdstore"
 	"github.com/dialgate/dialgate/firewall"
 	"github.com/dialgate/dialgate/store"
 )
@@ -18,7 +19,17 @@ import (
 // addresses. It refuses to run while the daemon holds the database, and
 // to replace a firewall another dialgate install owns unless force.
 func Restore(ctx context.Context, cfg Config, fw firewall.Backend, log *slog.Logger, force bool) error {
-	db, err := openDB(cfg.DB)
+	var db database
+	var err error
+	if cfg.Store.Etcd() {
+		// A boot restores before the network is up: the replica alone.
+		var r *store.DB
+		if r, err = etcdstore.OpenOffline(cfg.Store.etcdConfig()); err == nil {
+			db = r
+		}
+	} else {
+		db, err = openDB(cfg.DB)
+	}
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("restore: %w; the daemon keeps the firewall itself (use dialgate reload)", err)
 	}
@@ -46,7 +57,7 @@ func Restore(ctx context.Context, cfg Config, fw firewall.Backend, log *slog.Log
 		return fmt.Errorf("restore: %w", err)
 	}
 	if log != nil {
-		log.Info("firewall restored from the database", "db", cfg.DB)
+		log.Info("firewall restored from the database", "db", db.Path())
 	}
 	return nil
 }

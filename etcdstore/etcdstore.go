@@ -395,3 +395,22 @@ func (s *Store) notifyChanged() {
 	default:
 	}
 }
+
+// ErrOffline is returned by a replica opened with OpenOffline when
+// something tries to change it.
+var ErrOffline = errors.New("replica opened without the shared store: read only")
+
+// OpenOffline opens cfg's replica alone, read only, without contacting
+// etcd: what a boot restores the firewall from before the network is up.
+func OpenOffline(cfg Config) (*store.DB, error) {
+	cfg.defaults()
+	lay, err := newLayout(cfg.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	return store.OpenReplica(cfg.Replica, store.ReplicaOptions{
+		Source: "etcd prefix " + lay.prefix,
+		Node:   cfg.Node,
+		Commit: func(int64, []store.Op) (int64, error) { return 0, ErrOffline },
+	})
+}

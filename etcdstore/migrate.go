@@ -2,9 +2,11 @@ package etcdstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/dialgate/dialgate/store"
 )
@@ -27,6 +29,26 @@ func Push(ctx context.Context, cfg Config, ops []store.Op, progress func(done, t
 	defer cli.Close()
 	ctx = clientv3.WithRequireLeader(ctx)
 
+	// One push at a time: a second one would clear the first one's keys
+	// half way. The lock lives as long as this process's lease, so a push
+	// killed half way does not hold it for ever; every batch checks it
+	// still holds the lock.
+	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(15), concurrency.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
+	defer sess.Close()
+	lock := concurrency.NewMutex(sess, lay.prefix+"lock/push")
+	if err := lock.TryLock(ctx); err != nil {
+		if errors.Is(err, concurrency.ErrLocked) {
+			return fmt.Errorf("etcd prefix %s: another node is creating or migrating the database right now: %w", lay.prefix, store.ErrLocked)
+		}
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
+	defer lock.Unlock(context.WithoutCancel(ctx))
+	owner := lock.IsOwner()
+	absent := clientv3.Compare(clientv3.CreateRevision(lay.mark()), "=", 0)
+
 	resp, err := cli.Get(ctx, lay.mark())
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnreachable, err)
@@ -35,7 +57,10 @@ func Push(ctx context.Context, cfg Config, ops []store.Op, progress func(done, t
 		return fmt.Errorf("etcd prefix %s already holds a dialgate database (last written by %s): %w", lay.prefix, resp.Kvs[0].Value, store.ErrExists)
 	}
 	// Leftovers of a push that never finished: nobody reads them.
-	if _, err := cli.Delete(ctx, lay.prefix, clientv3.WithPrefix()); err != nil {
+	_, err = cli.Txn(ctx).If(owner, absent).Then(
+		clientv3.OpDelete(lay.prefix+"b/", clientv3.WithPrefix()),
+		clientv3.OpDelete(lay.prefix+"s/", clientv3.WithPrefix())).Commit()
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	per := max(cfg.MaxTxnOps-1, 1)
@@ -51,24 +76,23 @@ func Push(ctx context.Context, cfg Config, ops []store.Op, progress func(done, t
 		}
 		// Every batch checks the mark is still absent: two pushes at once
 		// cannot both finish.
-		r, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(lay.mark()), "=", 0)).Then(puts...).Commit()
+		r, err := cli.Txn(ctx).If(owner, absent).Then(puts...).Commit()
 		if err != nil {
 			return fmt.Errorf("%w: %d of %d keys written, nothing usable yet (run it again): %w", ErrUnreachable, i, len(ops), err)
 		}
 		if !r.Succeeded {
-			return fmt.Errorf("etcd prefix %s: another migration finished first: %w", lay.prefix, store.ErrExists)
+			return fmt.Errorf("etcd prefix %s: the database appeared, or this push lost its lock, while pushing: %w", lay.prefix, store.ErrExists)
 		}
 		if progress != nil {
 			progress(i+len(batch), len(ops))
 		}
 	}
-	r, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(lay.mark()), "=", 0)).
-		Then(clientv3.OpPut(lay.mark(), cfg.Node)).Commit()
+	r, err := cli.Txn(ctx).If(owner, absent).Then(clientv3.OpPut(lay.mark(), cfg.Node)).Commit()
 	if err != nil {
 		return fmt.Errorf("%w: all keys written but not the mark (run it again): %w", ErrUnreachable, err)
 	}
 	if !r.Succeeded {
-		return fmt.Errorf("etcd prefix %s: another migration finished first: %w", lay.prefix, store.ErrExists)
+		return fmt.Errorf("etcd prefix %s: the database appeared, or this push lost its lock, while pushing: %w", lay.prefix, store.ErrExists)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -211,11 +212,14 @@ func (s *Store) apply(events []*clientv3.Event) (int64, error) {
 		}
 		c.Ops = append(c.Ops, op)
 	}
+	last := changes[len(changes)-1].Rev
+	// Revisions that touched none of dialgate's keys (a push's lock) are
+	// not changes; the next watch starting past them is harmless.
+	changes = slices.DeleteFunc(changes, func(c store.Change) bool { return len(c.Ops) == 0 && c.Mark == 0 })
 	applied, err := s.db.ApplyChanges(changes)
 	if err != nil {
 		return 0, err
 	}
-	last := changes[len(changes)-1].Rev
 	s.advanced(last)
 	if applied {
 		s.notifyChanged()
