@@ -23,6 +23,9 @@ import (
 // to take effect. Mend closes the black-holed connections so the client
 // redials promptly and gets through.
 //
+// With no member running, a connection through an intact Cable is closed
+// at once, as a host whose etcd died would reset it.
+//
 // Because it copies bytes, a Cable carries TLS unchanged; its unix
 // socket is named like the members' so the server certificate matches.
 type Cable struct {

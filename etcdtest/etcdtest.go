@@ -35,10 +35,11 @@ type Options struct {
 	// TLS makes every client listener require a client certificate
 	// signed by a throwaway CA; see Cluster.TLSFiles.
 	TLS bool
-	// LogLevel, if set ("debug", "info", "warn", "error"), sends etcd's
-	// logs to stderr; by default they are discarded because a healthy
-	// cluster that is deliberately stopped and cut logs warnings that
-	// would bury the test's own output.
+	// LogLevel, if set ("debug", "info", "warn", "error", "panic"),
+	// sends etcd's logs to stderr. By default they are discarded: even
+	// at "error" every ordinary shutdown logs half a dozen errors with
+	// stack traces ("http: Server closed", ...), burying the test's own
+	// output.
 	LogLevel string
 }
 
@@ -157,32 +158,35 @@ func allIndexes(n int) []int {
 
 // startMembers starts the given members and only then waits for them,
 // because a multi-member cluster cannot become ready until a quorum of
-// them has been started.
+// them has been started. The lock is not held while waiting so that
+// Cables keep reaching the running members meanwhile.
 func (c *Cluster) startMembers(idx []int) error {
+	started := make([]*embed.Etcd, 0, len(idx))
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for _, i := range idx {
 		m := c.members[i]
-		if m.etcd != nil {
-			continue
+		if m.etcd == nil {
+			cfg, kill := c.config(m)
+			e, err := embed.StartEtcd(cfg)
+			if err != nil {
+				kill()
+				c.mu.Unlock()
+				return fmt.Errorf("member %s: %w", m.name, err)
+			}
+			m.etcd, m.kill = e, kill
 		}
-		cfg, kill := c.config(m)
-		e, err := embed.StartEtcd(cfg)
-		if err != nil {
-			kill()
-			return fmt.Errorf("member %s: %w", m.name, err)
-		}
-		m.etcd, m.kill = e, kill
+		started = append(started, m.etcd)
 	}
+	c.mu.Unlock()
+
 	deadline := time.After(startTimeout)
-	for _, i := range idx {
-		m := c.members[i]
+	for _, e := range started {
 		select {
-		case <-m.etcd.Server.ReadyNotify():
-		case err := <-m.etcd.Err():
-			return fmt.Errorf("member %s: %w", m.name, err)
+		case <-e.Server.ReadyNotify():
+		case err := <-e.Err():
+			return fmt.Errorf("member %s: %w", e.Config().Name, err)
 		case <-deadline:
-			return fmt.Errorf("member %s: not ready after %v", m.name, startTimeout)
+			return fmt.Errorf("member %s: not ready after %v", e.Config().Name, startTimeout)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package etcdtest
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func putGet(t *testing.T, cli *clientv3.Client, key, val string) {
 
 func TestSingleMemberTCPAndUnix(t *testing.T) {
 	t.Parallel()
-	c := Start(t, Options{MaxTxnOps: 4})
+	c := Start(t, Options{MaxTxnOps: 4, MaxRequestBytes: 1024})
 	putGet(t, c.Client(t), "tcp", "1")
 
 	for _, ep := range c.UnixEndpoints() {
@@ -52,6 +53,10 @@ func TestSingleMemberTCPAndUnix(t *testing.T) {
 	_, err := unix.Txn(ctxT(t, 5*time.Second)).Then(ops...).Commit()
 	if !errors.Is(err, rpctypes.ErrTooManyOps) {
 		t.Fatalf("txn with 5 ops: err = %v, want ErrTooManyOps", err)
+	}
+	_, err = unix.Put(ctxT(t, 5*time.Second), "big", strings.Repeat("x", 2048))
+	if !errors.Is(err, rpctypes.ErrRequestTooLarge) {
+		t.Fatalf("2 KiB put: err = %v, want ErrRequestTooLarge", err)
 	}
 }
 
@@ -139,7 +144,7 @@ func TestCableCutMend(t *testing.T) {
 
 func TestCompactWatch(t *testing.T) {
 	t.Parallel()
-	c := Start(t, Options{})
+	c := Start(t, Options{LogLevel: "panic"})
 	cli := c.Client(t)
 	ctx := ctxT(t, 5*time.Second)
 	first, err := cli.Put(ctx, "k", "1")
