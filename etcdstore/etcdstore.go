@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/dialgate/dialgate/store"
 )
@@ -109,6 +112,10 @@ func Client(cfg Config) (*clientv3.Client, error) {
 		TLS:         tlsCfg,
 		Username:    cfg.Username,
 		Password:    cfg.Password,
+		// The client's own retry chatter is not the administrator's
+		// business: the store reports the link's state through Health
+		// and the daemon's log.
+		Logger: zap.NewNop(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
@@ -259,8 +266,9 @@ func (s *Store) Health() Health {
 func (s *Store) View(fn func(store.Tx) error) error { return s.db.View(fn) }
 
 // maxAttempts bounds the retries of a change that keeps losing to other
-// nodes' commits.
-const maxAttempts = 8
+// nodes' commits; from the third on, a random pause of up to a few
+// milliseconds per attempt lets the nodes stop colliding.
+const maxAttempts = 32
 
 // Update implements store.Store: fn runs on the replica and its writes
 // are committed to etcd in one transaction, which succeeds only if no
@@ -278,6 +286,9 @@ func (s *Store) Update(fn func(store.Tx) error) error {
 		cancel()
 		if werr != nil {
 			return fmt.Errorf("%w (and the replica did not catch up: %v)", err, werr)
+		}
+		if attempt >= 3 {
+			time.Sleep(time.Duration(rand.Int64N(int64(attempt) * int64(2*time.Millisecond))))
 		}
 	}
 }
@@ -315,6 +326,9 @@ func (s *Store) commit(mark int64, ops []store.Op) (int64, error) {
 		Then(puts...).
 		Else(clientv3.OpGet(s.lay.mark())).
 		Commit()
+	if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
+		return 0, fmt.Errorf("%w: etcd refused it (%v): raise etcd's --max-txn-ops and --max-request-bytes, or split the change", ErrTooLarge, err)
+	}
 	if err != nil {
 		s.unreachable(err)
 		if ctx.Err() != nil {

@@ -59,8 +59,9 @@ func (s *Store) readAll(ctx context.Context) (snapshot, error) {
 	}
 }
 
-// resync replaces the replica by the shared store's current content.
-func (s *Store) resync(ctx context.Context) error {
+// resync replaces the replica by the shared store's current content;
+// notify tells the daemon (not at Open: it applies the store at start).
+func (s *Store) resync(ctx context.Context, notify bool) error {
 	snap, err := s.readAll(ctx)
 	if err != nil {
 		return err
@@ -73,7 +74,9 @@ func (s *Store) resync(ctx context.Context) error {
 	s.mu.Unlock()
 	s.log.Info("replica reloaded from the shared store", "revision", snap.rev, "keys", len(snap.ops))
 	s.advanced(snap.rev)
-	s.notifyChanged()
+	if notify {
+		s.notifyChanged()
+	}
 	return nil
 }
 
@@ -100,7 +103,7 @@ func (s *Store) catchUp(ctx context.Context) error {
 			return nil
 		}
 	}
-	if err := s.resync(ctx); err != nil {
+	if err := s.resync(ctx, false); err != nil {
 		if !errors.Is(err, store.ErrNoDatabase) {
 			s.unreachable(err)
 			return fmt.Errorf("%w: %w", ErrUnreachable, err)
@@ -144,7 +147,7 @@ func (s *Store) watch(ctx context.Context, restart <-chan struct{}) error {
 		return err
 	}
 	if rev == 0 {
-		return s.resync(ctx)
+		return s.resync(ctx, true)
 	}
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
@@ -160,7 +163,7 @@ func (s *Store) watch(ctx context.Context, restart <-chan struct{}) error {
 			if resp.CompactRevision != 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
 				s.log.Warn("the shared store compacted the revisions this node had not seen; reloading", "from", rev+1, "compacted", resp.CompactRevision)
 				rctx, rcancel := context.WithTimeout(ctx, 4*s.cfg.RequestTimeout)
-				err := s.resync(rctx)
+				err := s.resync(rctx, true)
 				rcancel()
 				return err
 			}

@@ -171,6 +171,11 @@ func testRoundTrip(t *testing.T, open opener) {
 		fs, err := tx.FQDNs()
 		check("fqdns", fs, []store.FQDNRecord{fqdn}, err)
 		log, err := tx.AuditLog(time.Time{}, 0)
+		// Node is the backend's to fill in (a shared store names the PBX
+		// that wrote the record); everything else comes back as written.
+		for i := range log {
+			log[i].Node = ""
+		}
 		check("audit", log, []store.AuditRecord{audit}, err)
 		l, err := tx.Lockout(lockout.Key)
 		check("lockout", l, lockout, err)

@@ -1,0 +1,431 @@
+package etcdstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/dialgate/dialgate/etcdstore"
+	"github.com/dialgate/dialgate/etcdtest"
+	"github.com/dialgate/dialgate/store"
+	"github.com/dialgate/dialgate/store/storetest"
+)
+
+var prefixes atomic.Int64
+
+// newPrefix is a prefix of its own for each test database: one etcd
+// serves many tests, as one serves several dialgate clusters.
+func newPrefix() string { return fmt.Sprintf("/t%d/", prefixes.Add(1)) }
+
+// seed pushes a fresh, empty dialgate database under cfg's prefix, as
+// "dialgate init" does.
+func seed(t testing.TB, cfg etcdstore.Config) {
+	t.Helper()
+	fresh, err := store.Open(filepath.Join(t.TempDir(), "fresh.db"), store.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []store.Op
+	if err := fresh.Ops(func(op store.Op) error { ops = append(ops, op); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	fresh.Close()
+	if err := etcdstore.Push(context.Background(), cfg, ops, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func config(t testing.TB, endpoints []string, prefix, node string) etcdstore.Config {
+	return etcdstore.Config{
+		Endpoints: endpoints, Prefix: prefix, Node: node,
+		Replica:        filepath.Join(t.TempDir(), node+".db"),
+		DialTimeout:    time.Second,
+		RequestTimeout: 700 * time.Millisecond,
+	}
+}
+
+func open(t testing.TB, cfg etcdstore.Config) *etcdstore.Store {
+	t.Helper()
+	s, err := etcdstore.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	// The suite writes 500 audit records in one change: an etcd set up
+	// for bulk changes, as the README advises.
+	c := etcdtest.Start(t, etcdtest.Options{MaxTxnOps: 4096})
+	storetest.Run(t, func(t *testing.T) store.Store {
+		cfg := config(t, c.Endpoints(), newPrefix(), "n1")
+		cfg.MaxTxnOps = 4096
+		seed(t, cfg)
+		return open(t, cfg)
+	})
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func hasAccount(s store.Store, name string) bool {
+	err := s.View(func(tx store.Tx) error { _, err := tx.Account(name); return err })
+	return err == nil
+}
+
+func mustUpdate(t *testing.T, s store.Store, fn func(store.Tx) error) {
+	t.Helper()
+	if err := s.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A change on one node reaches the other's replica, with a signal, and
+// its audit record names the node that made it.
+func TestTwoNodes(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	prefix := newPrefix()
+	cfgA, cfgB := config(t, c.Endpoints(), prefix, "pbx-a"), config(t, c.Endpoints(), prefix, "pbx-b")
+	seed(t, cfgA)
+	a, b := open(t, cfgA), open(t, cfgB)
+
+	mustUpdate(t, a, func(tx store.Tx) error {
+		if err := tx.CreateAccount(store.Account{Name: "alice", Number: "100"}); err != nil {
+			return err
+		}
+		return tx.Audit(store.AuditRecord{Action: "account.add", Actor: "cli", Account: "alice", Result: "ok"})
+	})
+	select {
+	case <-b.Changed():
+	case <-time.After(2 * time.Second):
+		t.Fatal("b was not told of a's change")
+	}
+	if !hasAccount(b, "alice") {
+		t.Fatal("a's account is not in b's replica")
+	}
+	err := b.View(func(tx store.Tx) error {
+		acct, err := tx.AccountByNumber("100")
+		if err != nil || acct.Name != "alice" {
+			return fmt.Errorf("b's door index: %v %v", acct, err)
+		}
+		log, err := tx.AuditLog(time.Time{}, 10)
+		if err != nil || len(log) != 1 || log[0].Node != "pbx-a" {
+			return fmt.Errorf("audit on b: %+v %v", log, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A node's own commit is not news to it.
+	select {
+	case <-a.Changed():
+		t.Error("a was told of its own change")
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	// Uniqueness holds across nodes: b cannot take a's number.
+	err = b.Update(func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "bob", Number: "100"}) })
+	if !errors.Is(err, store.ErrExists) {
+		t.Errorf("b took a's door number: %v", err)
+	}
+}
+
+// Read-modify-write from both nodes at once loses nothing: each change
+// is one etcd transaction that fails if the other node committed first,
+// and is then run again on the caught-up replica.
+func TestConcurrentNodesLoseNothing(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	prefix := newPrefix()
+	cfgA, cfgB := config(t, c.Endpoints(), prefix, "pbx-a"), config(t, c.Endpoints(), prefix, "pbx-b")
+	cfgA.RequestTimeout, cfgB.RequestTimeout = 5*time.Second, 5*time.Second
+	seed(t, cfgA)
+	nodes := []*etcdstore.Store{open(t, cfgA), open(t, cfgB)}
+
+	const perWorker, workers = 20, 3
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*workers)
+	for _, n := range nodes {
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range perWorker {
+					err := n.Update(func(tx store.Tx) error {
+						v, err := tx.Setting("counter")
+						if err != nil && !errors.Is(err, store.ErrNotFound) {
+							return err
+						}
+						k, _ := strconv.Atoi(string(v))
+						return tx.PutSetting("counter", []byte(strconv.Itoa(k+1)))
+					})
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	want := strconv.Itoa(2 * workers * perWorker)
+	for _, n := range nodes {
+		waitFor(t, 2*time.Second, "counter converges", func() bool {
+			var v []byte
+			_ = n.View(func(tx store.Tx) (err error) { v, err = tx.Setting("counter"); return err })
+			return string(v) == want
+		})
+	}
+}
+
+// A node cut off from etcd keeps its state, refuses changes with
+// ErrUnreachable, says so in Health, and catches up once mended,
+// including with a full reload when etcd compacted what it missed.
+func TestPartitionAndCompaction(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{Members: 3})
+	cable := c.Cable(t)
+	prefix := newPrefix()
+	cfgA, cfgB := config(t, c.Endpoints(), prefix, "pbx-a"), config(t, cable.Endpoints(), prefix, "pbx-b")
+	seed(t, cfgA)
+	a, b := open(t, cfgA), open(t, cfgB)
+	mustUpdate(t, a, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "alice"}) })
+	waitFor(t, 2*time.Second, "b sees alice", func() bool { return hasAccount(b, "alice") })
+
+	cable.Cut()
+	start := time.Now()
+	err := b.Update(func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "bob"}) })
+	if !errors.Is(err, etcdstore.ErrUnreachable) {
+		t.Fatalf("change on a cut node: %v, want ErrUnreachable", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("refusal took %s", took)
+	}
+	if hasAccount(b, "bob") {
+		t.Error("a refused change stayed in the replica")
+	}
+	if !hasAccount(b, "alice") {
+		t.Error("the cut node lost its state")
+	}
+	waitFor(t, 4*time.Second, "b reports etcd unreachable", func() bool { return !b.Health().Reachable })
+	since := b.Health().Since
+
+	// Meanwhile a carries on, and etcd compacts past what b has seen.
+	mustUpdate(t, a, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "carol"}) })
+	mustUpdate(t, a, func(tx store.Tx) error { _, _, err := tx.DeleteAccount("alice"); return err })
+	cli := c.Client(t)
+	resp, err := cli.Get(context.Background(), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Compact(t, resp.Header.Revision)
+	if b.Health().Since != since {
+		t.Error("Since moved while still cut")
+	}
+
+	cable.Mend()
+	waitFor(t, 10*time.Second, "b catches up after the cut", func() bool {
+		return hasAccount(b, "carol") && !hasAccount(b, "alice") && b.Health().Reachable
+	})
+	if b.Health().Resyncs < 1 {
+		t.Errorf("resyncs %d: the compaction should have forced a reload", b.Health().Resyncs)
+	}
+	mustUpdate(t, b, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "bob"}) })
+	waitFor(t, 2*time.Second, "a sees b's change after the cut", func() bool { return hasAccount(a, "bob") })
+}
+
+// A node restarted while etcd is down starts from its replica; a node
+// whose replica was never filled refuses to start.
+func TestStartWithoutEtcd(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	prefix := newPrefix()
+	cfg := config(t, c.Endpoints(), prefix, "pbx-a")
+	seed(t, cfg)
+	s, err := etcdstore.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustUpdate(t, s, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "alice"}) })
+	s.Close()
+
+	c.StopAll()
+	s = open(t, cfg)
+	if !hasAccount(s, "alice") {
+		t.Error("restart without etcd lost the replica's state")
+	}
+	if s.Health().Reachable {
+		t.Error("Health says reachable with etcd down")
+	}
+	fresh := config(t, c.Endpoints(), prefix, "pbx-new")
+	if _, err := etcdstore.Open(context.Background(), fresh); err == nil {
+		t.Fatal("a node with an empty replica started without etcd")
+	}
+	c.RestartAll()
+	waitFor(t, 15*time.Second, "reachable after etcd returns", func() bool { return s.Health().Reachable })
+}
+
+// Deleting the database from etcd behind dialgate's back empties no
+// replica: the node keeps filtering with its last state and says why.
+func TestDeletedDatabaseKeepsReplica(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	prefix := newPrefix()
+	cfg := config(t, c.Endpoints(), prefix, "pbx-a")
+	seed(t, cfg)
+	s := open(t, cfg)
+	mustUpdate(t, s, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "alice"}) })
+	if _, err := c.Client(t).Delete(context.Background(), prefix, clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "the deletion is reported", func() bool { return s.Health().LastError != "" })
+	if !hasAccount(s, "alice") {
+		t.Error("the replica followed the deletion")
+	}
+	if err := s.Update(func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "bob"}) }); !errors.Is(err, store.ErrNoDatabase) {
+		t.Errorf("change after the deletion: %v, want ErrNoDatabase", err)
+	}
+}
+
+// A change larger than one etcd transaction is refused whole.
+func TestTooLargeRefusedWhole(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	cfg := config(t, c.Endpoints(), newPrefix(), "pbx-a")
+	cfg.MaxTxnOps = 32
+	seed(t, cfg)
+	s := open(t, cfg)
+	mustUpdate(t, s, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "alice"}) })
+	err := s.Update(func(tx store.Tx) error {
+		for i := range 40 {
+			if _, err := tx.AddEntry(store.Entry{Account: "alice", Kind: store.KindIP, Value: fmt.Sprintf("192.0.2.%d", i+1)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, etcdstore.ErrTooLarge) {
+		t.Fatalf("40 entries in one change with max_txn_ops 32: %v", err)
+	}
+	// Configured above what the server takes: etcd's refusal says the same.
+	s.Close()
+	cfg.MaxTxnOps = 1000
+	s = open(t, cfg)
+	err = s.Update(func(tx store.Tx) error {
+		for i := range 100 {
+			if _, err := tx.AddEntry(store.Entry{Account: "alice", Kind: store.KindIP, Value: fmt.Sprintf("192.0.2.%d", i+1)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, etcdstore.ErrTooLarge) {
+		t.Fatalf("300 keys against etcd's default --max-txn-ops: %v", err)
+	}
+	_ = s.View(func(tx store.Tx) error {
+		if es, _ := tx.Entries(); len(es) != 0 {
+			t.Errorf("%d entries of a refused change kept", len(es))
+		}
+		return nil
+	})
+}
+
+// TLS: client certificates against a server that requires them.
+func TestTLS(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{TLS: true})
+	cfg := config(t, c.Endpoints(), newPrefix(), "pbx-a")
+	cfg.CA, cfg.Cert, cfg.Key = c.TLSFiles()
+	seed(t, cfg)
+	s := open(t, cfg)
+	mustUpdate(t, s, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "alice"}) })
+
+	bad := cfg
+	bad.Cert, bad.Key = "", ""
+	bad.Replica = filepath.Join(t.TempDir(), "bad.db")
+	if _, err := etcdstore.Open(context.Background(), bad); err == nil {
+		t.Error("a node without a client certificate got in")
+	}
+}
+
+// Migration both ways keeps every key; a prefix holding a database is
+// never overwritten.
+func TestPushPull(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	cfg := config(t, c.Endpoints(), newPrefix(), "pbx-a")
+	cfg.MaxTxnOps = 16 // many batches
+	src, err := store.Open(filepath.Join(t.TempDir(), "src.db"), store.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	mustUpdate(t, src, func(tx store.Tx) error {
+		if err := tx.CreateAccount(store.Account{Name: "alice", Number: "100"}); err != nil {
+			return err
+		}
+		for i := range 50 {
+			if _, err := tx.AddEntry(store.Entry{Account: "alice", Kind: store.KindIP, Value: fmt.Sprintf("192.0.2.%d", i+1)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var ops []store.Op
+	if err := src.Ops(func(op store.Op) error { ops = append(ops, op); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := etcdstore.Push(context.Background(), cfg, ops, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := etcdstore.Push(context.Background(), cfg, ops, nil); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second push: %v, want ErrExists", err)
+	}
+	back, _, err := etcdstore.Pull(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back) != len(ops) {
+		t.Fatalf("pulled %d keys, pushed %d", len(back), len(ops))
+	}
+	out := filepath.Join(t.TempDir(), "out.db")
+	if err := store.CreateFromOps(out, back); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(out, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_ = db.View(func(tx store.Tx) error {
+		es, err := tx.EntriesByValue("192.0.2.50")
+		if err != nil || len(es) != 1 {
+			t.Errorf("round trip: %v %v", es, err)
+		}
+		// The next ID continues the sequence.
+		return nil
+	})
+	mustUpdate(t, db, func(tx store.Tx) error {
+		e, err := tx.AddEntry(store.Entry{Account: "alice", Kind: store.KindIP, Value: "198.51.100.1"})
+		if err == nil && e.ID != "e51" {
+			t.Errorf("next ID after the round trip %s, want e51", e.ID)
+		}
+		return err
+	})
+}
