@@ -54,7 +54,7 @@ Start with "dialgate init", then "dialgate serve" (or systemctl start dialgate).
 		newInitCmd(g), newServeCmd(g), newAccountCmd(g), newAllowCmd(g), newDenyCmd(g),
 		newStatusCmd(g), newReloadCmd(g), newRemoveCmd(g), newGrantsCmd(g), newTestCallCmd(g), newAuditCmd(g), newLockoutsCmd(g), newFQDNCmd(g), newSIPDomainCmd(g), newConfirmCmd(g), newProvidersCmd(g), newImportCmd(g), newDialplanCmd(g), newRestoreCmd(g), newExportCmd(g), newEntryCmd(g), newExplainCmd(g), newDropsCmd(g), newBlocksCmd(g),
 	)
-	root.AddCommand(newDBCmd(g))
+	root.AddCommand(newDBCmd(g), newStoreCmd(g))
 	addCompletions(root, g)
 	root.InitDefaultCompletionCmd() // now, so that usageTree sees it
 	usageTree(root)
