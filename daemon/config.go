@@ -619,6 +619,23 @@ listen = ""
 max_age = "365d"
 max_records = 100000
 
+[store]
+# Where accounts, entries, passcodes and grants live: "bbolt" (the db file,
+# this PBX alone) or "etcd" (shared by several PBXes, each keeping a local
+# replica it filters from while etcd is out of reach; see the README,
+# Several PBXes on one etcd). "dialgate store migrate" moves a database.
+backend = "bbolt"
+# endpoints = ["https://10.0.0.11:2379", "https://10.0.0.12:2379", "https://10.0.0.13:2379"]
+prefix = "/dialgate/"     # one per dialgate cluster sharing an etcd
+# ca = "/etc/dialgate/etcd/ca.pem"          # the CA of the etcd servers
+# cert = "/etc/dialgate/etcd/client.pem"    # this PBX's client certificate
+# key = "/etc/dialgate/etcd/client-key.pem"
+# replica = ""            # default: replica.db beside db
+# node = ""               # default: the host name; names this PBX in the audit log
+dial_timeout = "5s"
+request_timeout = "5s"
+max_txn_ops = 128         # keys one change may write: at most etcd's --max-txn-ops
+
 [door.sounds]             # Asterisk sound files (all core sounds)
 account_prompt = "agent-user"      # "agent login": key your account number
 prompt = "agent-pass"              # key your passcode

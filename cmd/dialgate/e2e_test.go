@@ -128,6 +128,13 @@ func (e *e2e) fails(wantCode int, wantMsg string, args ...string) {
 
 func (e *e2e) startServe() {
 	e.t.Helper()
+	e.startServeExpect(0)
+}
+
+// startServeExpect starts the daemon and waits until `status` exits with
+// want (5: serving, cut off from its shared store).
+func (e *e2e) startServeExpect(want int) {
+	e.t.Helper()
 	cmd := e.command("serve")
 	logf, err := os.Create(filepath.Join(e.dir, fmt.Sprintf("serve-%d.log", time.Now().UnixNano())))
 	if err != nil {
@@ -140,7 +147,7 @@ func (e *e2e) startServe() {
 	e.serve = cmd
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, _, code := e.run("status"); code == 0 {
+		if _, _, code := e.run("status"); code == want {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -221,4 +222,90 @@ func TestSharedStoreThreeNodes(t *testing.T) {
 	}
 	a.ok("deny", stranger.String())
 	b.reaches(t, stranger, false, 10*time.Second)
+}
+
+// setStore rewrites the node's config with the given [store] table.
+func (e *e2e) setStore(table string) {
+	e.t.Helper()
+	conf := fmt.Sprintf("db = %q\nsocket = %q\n%s", filepath.Join(e.dir, "db", "dialgate.db"), filepath.Join(e.dir, "run", "dialgate.sock"), table)
+	if err := os.WriteFile(e.cfg, []byte(conf), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// TestSharedStoreMigrateBackupRestore is the administrator's move to
+// etcd and back: migrate a serving PBX's file to etcd (refused while the
+// daemon holds it, and into a prefix that already holds a database),
+// serve from etcd, take a backup that is a database of its own, restore
+// the firewall from the replica with etcd down (a boot before the
+// network), and migrate back into a new file.
+func TestSharedStoreMigrateBackupRestore(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	cable := c.Cable(t)
+	e := newE2E(t)
+	e.lab.Echo(t, "tcp", 22)
+	etcdTable := storeConf(e, cable, "/migrated/", "pbx-a")
+	// The etcd settings are in place, the backend still the file.
+	e.setStore(strings.Replace(etcdTable, `backend = "etcd"`, `backend = "bbolt"`, 1))
+	e.ok("init")
+	e.startServe()
+	e.ok("account", "add", "alice", "--perms", "8")
+	e.ok("allow", "ip", "alice", fwtest.ClientV4.String())
+	e.lab.Check(t, probe, ssh(true))
+
+	e.fails(1, "stop the daemon first", "store", "migrate", "--to", "etcd")
+	e.stop()
+	out := e.ok("store", "migrate", "--to", "etcd")
+	if !strings.Contains(out, "copied") || !strings.Contains(out, `set backend = "etcd"`) {
+		t.Fatalf("migrate --to etcd:\n%s", out)
+	}
+	e.fails(1, "already holds a dialgate database", "store", "migrate", "--to", "etcd")
+
+	e.setStore(etcdTable)
+	e.startServe()
+	e.lab.Check(t, probe, ssh(true))
+	if st := e.status(); st.Store == nil || !st.Store.Reachable || st.Store.Node != "pbx-a" {
+		t.Fatalf("status on etcd: %+v", st.Store)
+	}
+	e.ok("allow", "ip", "alice", fwtest.ClientV6.String())
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	e.ok("db", "backup", backup)
+	// server (no SSH session here: no admin) and alice.
+	if out := e.ok("db", "check", backup); !strings.Contains(out, "sound; ") || !strings.Contains(out, "2 accounts") {
+		t.Errorf("db check of a backup taken on etcd:\n%s", out)
+	}
+
+	// A boot with etcd unreachable: the kernel is empty, restore fills it
+	// from the replica alone.
+	e.stop()
+	cable.Cut()
+	e.ok("remove", "--yes")
+	e.lab.Check(t, probe, fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: true})
+	e.ok("restore")
+	e.lab.Check(t, probe, ssh(true),
+		fwtest.Probe{Proto: "tcp", Src: fwtest.ClientV6, Dst: fwtest.ServerV6, Port: 22, Want: true},
+		fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: false})
+	// And the daemon starts from the replica too, saying etcd is away.
+	e.startServeExpect(5)
+	e.fails(1, "unreachable", "allow", "ip", "alice", "198.51.100.9")
+	e.stop()
+	cable.Mend()
+
+	// Back to a file: never over an existing one.
+	e.fails(1, "already exists", "store", "migrate", "--to", "bbolt")
+	db := filepath.Join(e.dir, "db", "dialgate.db")
+	if err := os.Rename(db, db+".old"); err != nil {
+		t.Fatal(err)
+	}
+	out = e.ok("store", "migrate", "--to", "bbolt")
+	if !strings.Contains(out, `set backend = "bbolt"`) {
+		t.Fatalf("migrate --to bbolt:\n%s", out)
+	}
+	e.setStore(strings.Replace(etcdTable, `backend = "etcd"`, `backend = "bbolt"`, 1))
+	e.startServe()
+	e.lab.Check(t, probe, ssh(true),
+		fwtest.Probe{Proto: "tcp", Src: fwtest.ClientV6, Dst: fwtest.ServerV6, Port: 22, Want: true})
+	if st := e.status(); st.Store != nil {
+		t.Errorf("status on bbolt shows a shared store: %+v", st.Store)
+	}
 }
