@@ -198,6 +198,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		Source: "etcd prefix " + lay.prefix,
 		Commit: s.commit,
 		Node:   cfg.Node,
+		MaxOps: cfg.MaxTxnOps,
 	})
 	if err != nil {
 		_ = cli.Close()

@@ -92,8 +92,9 @@ type DB struct {
 	// database is a replica, whose indexes the shared store keeps.
 	grantIndexed bool
 	// commit is set on a replica: where its transactions are committed.
-	commit func(mark int64, ops []Op) (int64, error)
-	node   string
+	commit   func(mark int64, ops []Op) (int64, error)
+	node     string
+	purgeMax int
 }
 
 var _ Store = (*DB)(nil)

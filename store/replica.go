@@ -60,6 +60,13 @@ type ReplicaOptions struct {
 	Commit func(mark int64, ops []Op) (rev int64, err error)
 	// Node names this PBX in the audit records it writes.
 	Node string
+	// MaxOps is how many writes the shared store takes in one
+	// transaction (0: no bound). A change that writes more fails whole
+	// in Commit; purges (expired grants, stale lockouts, old audit
+	// records) instead delete a share of it each, so the daemon's purge,
+	// which runs all three and audits each grant, always fits, and what
+	// is left goes at the next purge.
+	MaxOps int
 	// Timeout bounds the wait for the file's lock (DefaultTimeout).
 	Timeout time.Duration
 }
@@ -94,6 +101,11 @@ func OpenReplica(path string, opts ReplicaOptions) (*DB, error) {
 	}
 	db.commit = opts.Commit
 	db.node = opts.Node
+	if opts.MaxOps > 0 {
+		// Three purges, a grant costing four writes with its audit
+		// record, and a few writes of bookkeeping: 4p + p + p + 8.
+		db.purgeMax = max((opts.MaxOps-8)/6, 1)
+	}
 	db.grantIndexed = true // the shared store keeps every index current
 	err = db.bolt.Update(func(tx *bbolt.Tx) error {
 		rb := tx.Bucket(bucketReplica)
@@ -174,7 +186,7 @@ func (db *DB) updateReplica(fn func(Tx) error) error {
 			return noDatabase(db.path, "is a replica that was never filled from the shared store")
 		}
 		ws := &writeSet{}
-		t := &boltTx{tx: btx, grantIndex: true, ws: ws, node: db.node}
+		t := &boltTx{tx: btx, grantIndex: true, ws: ws, node: db.node, purgeMax: db.purgeMax}
 		err := fn(t)
 		t.finish()
 		if err != nil || len(ws.ops) == 0 {

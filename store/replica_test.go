@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // sharedLog is a shared store in memory: the commit rule of the real one
@@ -187,6 +188,68 @@ func TestReplicaBackupIsStandalone(t *testing.T) {
 	mustView(t, db, func(tx Tx) error {
 		if _, err := tx.Account("alice"); err != nil {
 			t.Error(err)
+		}
+		return nil
+	})
+}
+
+// A purge on a replica deletes what fits in one shared-store transaction,
+// with room for the audit records of the grants it ends; the rest goes
+// at the next purge, and every purge fits.
+func TestReplicaPurgeFitsOneTransaction(t *testing.T) {
+	s, ops := seedShared(t)
+	r := openReplica(t, s, ops)
+	const maxOps = 128
+	r.purgeMax = max((maxOps-8)/6, 1)
+	past := time.Now().Add(-time.Hour)
+	mustUpdate(t, r, func(tx Tx) error {
+		for i := range 100 {
+			if _, err := tx.PutGrant(Grant{Account: "alice", IP: fmt.Sprintf("192.0.2.%d", i), Expires: past}); err != nil {
+				return err
+			}
+			if err := tx.PutLockout(Lockout{Key: fmt.Sprintf("cid:%d", i), Failures: []time.Time{past}}); err != nil {
+				return err
+			}
+			if err := tx.Audit(AuditRecord{Time: past.Add(-24 * time.Hour), Action: "old"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var got int
+	r.commit = func(mark int64, o []Op) (int64, error) { got = len(o); return s.commit(mark, o) }
+	rounds := 0
+	for left := true; left; rounds++ {
+		mustUpdate(t, r, func(tx Tx) error {
+			gone, err := tx.PurgeExpiredGrants(time.Now())
+			if err != nil {
+				return err
+			}
+			for _, g := range gone {
+				if err := tx.Audit(AuditRecord{Action: "grant.expire", Subject: g.IP}); err != nil {
+					return err
+				}
+			}
+			nl, err := tx.PurgeLockouts(time.Now(), time.Now().Add(-time.Minute))
+			if err != nil {
+				return err
+			}
+			na, err := tx.PurgeAudit(time.Now().Add(-time.Hour), 0)
+			left = len(gone)+nl+na > 0
+			return err
+		})
+		if got+1 > maxOps {
+			t.Fatalf("round %d wrote %d keys (+ the mark), more than %d", rounds, got, maxOps)
+		}
+	}
+	if rounds < 3 {
+		t.Errorf("%d rounds: the bound did not bite", rounds)
+	}
+	mustView(t, r, func(tx Tx) error {
+		gs, _ := tx.Grants()
+		ls, _ := tx.Lockouts()
+		if len(gs) != 0 || len(ls) != 0 {
+			t.Errorf("left after the purges: %d grants, %d lockouts", len(gs), len(ls))
 		}
 		return nil
 	})

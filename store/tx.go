@@ -140,6 +140,9 @@ type boltTx struct {
 	ws *writeSet
 	// node names the replica's PBX in its audit records.
 	node string
+	// purgeMax bounds what one purge deletes on a replica (0: no bound),
+	// see ReplicaOptions.MaxOps.
+	purgeMax int
 	// grantIndex says the grant index is complete (Open rebuilt it).
 	grantIndex bool
 }
@@ -295,7 +298,7 @@ func (t *boltTx) DeleteAccount(name string) ([]Entry, []Grant, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	grants, err := t.deleteGrantsWhere(func(g Grant) bool { return g.Account == name })
+	grants, err := t.deleteGrantsWhere(func(g Grant) bool { return g.Account == name }, 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -651,7 +654,16 @@ func (t *boltTx) Grants() ([]Grant, error) {
 }
 
 func (t *boltTx) PurgeExpiredGrants(now time.Time) ([]Grant, error) {
-	return t.deleteGrantsWhere(func(g Grant) bool { return !g.Expires.After(now) })
+	return t.deleteGrantsWhere(func(g Grant) bool { return !g.Expires.After(now) }, t.purgeMax)
+}
+
+// bounded cuts what a purge deletes to max (0: everything); the rest goes
+// at the next purge.
+func bounded[T any](victims []T, max int) []T {
+	if max > 0 && len(victims) > max {
+		return victims[:max]
+	}
+	return victims
 }
 
 func grantsWhere(b bucket, match func(Grant) bool) ([]Grant, error) {
@@ -671,7 +683,7 @@ func decodeGrant(k, v []byte) (Grant, error) {
 	return rec.grant(id), nil
 }
 
-func (t *boltTx) deleteGrantsWhere(match func(Grant) bool) ([]Grant, error) {
+func (t *boltTx) deleteGrantsWhere(match func(Grant) bool, max int) ([]Grant, error) {
 	b, err := t.bucket(bucketGrants)
 	if err != nil {
 		return nil, err
@@ -680,6 +692,7 @@ func (t *boltTx) deleteGrantsWhere(match func(Grant) bool) ([]Grant, error) {
 	if err != nil {
 		return nil, err
 	}
+	victims = bounded(victims, max)
 	idx := t.bkt(bucketGrantIndex)
 	for _, g := range victims {
 		n, _ := parseID('g', g.ID)
@@ -863,6 +876,7 @@ func (t *boltTx) PurgeAudit(before time.Time, keep int) (int, error) {
 	for k, _ := c.First(); k != nil && bytes.Compare(k, cut) < 0; k, _ = c.Next() {
 		doomed = append(doomed, bytes.Clone(k))
 	}
+	doomed = bounded(doomed, t.purgeMax)
 	for _, k := range doomed {
 		if err := del(b, k, "audit record"); err != nil {
 			return 0, err
@@ -1030,6 +1044,7 @@ func (t *boltTx) PurgeLockouts(now, since time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	stale = bounded(stale, t.purgeMax)
 	for _, k := range stale {
 		if err := del(b, k, lockoutName(string(k))); err != nil {
 			return 0, err
