@@ -572,3 +572,34 @@ func TestUnknownNumbersLockLikeKnownOnes(t *testing.T) {
 		}
 	}
 }
+
+// With the shared store out of reach the door refuses at once: no digit
+// is asked for, so no passcode is checked that could not be counted.
+func TestUnavailableStoreRefusesBeforeDigits(t *testing.T) {
+	h := newHarness(t)
+	h.account("alice", "101", alicePass)
+	h.mu.Lock()
+	h.unavailable = errors.New("shared store unreachable since 12:00")
+	h.mu.Unlock()
+	tr := h.call(sip("SIP/trunk-00000001", "555", traveler, "101#", alicePass+"#"))
+	if got := outcome(tr); got != "error/store-unreachable" {
+		t.Fatalf("outcome %s, want error/store-unreachable", got)
+	}
+	for _, c := range tr.Commands {
+		if strings.HasPrefix(c, "GET DATA") {
+			t.Errorf("asked for digits: %s", c)
+		}
+	}
+	if h.checks.Load() != 0 || len(h.granted()) != 0 {
+		t.Errorf("%d passcode checks, %d grants while unavailable", h.checks.Load(), len(h.granted()))
+	}
+	if !strings.Contains(h.auditText(), "store-unreachable") {
+		t.Errorf("refusal not audited:\n%s", h.auditText())
+	}
+	h.mu.Lock()
+	h.unavailable = nil
+	h.mu.Unlock()
+	if got := outcome(h.call(sip("SIP/trunk-00000001", "555", traveler, "101#", alicePass+"#"))); got != "granted/granted" {
+		t.Fatalf("back again: %s", got)
+	}
+}

@@ -60,7 +60,9 @@ type harness struct {
 	grants   []GrantRequest
 	audits   []store.AuditRecord
 	grantErr func(GrantRequest) error
-	ended    map[string]int // CallEnded by result
+	// unavailable is what Deps.Available answers (nil: available).
+	unavailable error
+	ended       map[string]int // CallEnded by result
 }
 
 func newHarness(t testing.TB) *harness {
@@ -84,6 +86,11 @@ func newHarness(t testing.TB) *harness {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.audits = append(h.audits, r)
+		},
+		Available: func() error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return h.unavailable
 		},
 		Now:     h.clock.Now,
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
