@@ -236,6 +236,8 @@ func (d *Daemon) followRegistration(ctx context.Context, ext string, addr netip.
 	}
 	var moved []string
 	err := d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
+		// The shared store may run this again after a conflict: start clean.
+		moved = nil
 		accounts, err := tx.Accounts()
 		if err != nil {
 			return nil, err
@@ -402,6 +404,8 @@ func (d *Daemon) endRegistration(ctx context.Context, lookup ContactLookup, ext 
 	var ended, moved []outcome
 	var kept []store.Grant
 	err = d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
+		// The shared store may run this again after a conflict: start clean.
+		ended, moved, kept = nil, nil, nil
 		victims, count, err := unregisteredGrants(tx, ext, addr, d.now())
 		if err != nil {
 			return nil, err

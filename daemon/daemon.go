@@ -166,6 +166,10 @@ func (d *Daemon) changeRules(ctx context.Context, g Guard, fn func(tx store.Tx) 
 // the transaction rolls back; if the kernel was touched, the committed
 // state is applied again so the kernel and the store agree.
 func (d *Daemon) update(ctx context.Context, g Guard, fn func(tx store.Tx) (func(firewall.State) error, []netip.Prefix, error)) error {
+	// Known to fail: refused before the kernel is touched (and put back).
+	if err := d.storeAvailable(); err != nil {
+		return fmt.Errorf("change not made: %w", err)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	cfg := d.config().FirewallRules()
@@ -313,6 +317,8 @@ func (d *Daemon) DeleteAccount(ctx context.Context, name string, g Guard) (local
 	rec := store.AuditRecord{Action: "account.del", Actor: "cli", Account: name}
 	var res localapi.DeleteResult
 	err := d.change(ctx, g, func(tx store.Tx) ([]netip.Prefix, error) {
+		// The shared store may run this again after a conflict: start clean.
+		res = localapi.DeleteResult{}
 		entries, grants, err := tx.DeleteAccount(name)
 		if err != nil {
 			return nil, err
@@ -418,6 +424,8 @@ func (d *Daemon) DeleteEntry(ctx context.Context, idOrValue string, g Guard) (lo
 	rec := store.AuditRecord{Action: "entry.del", Actor: "cli", Subject: idOrValue}
 	var res localapi.DeleteResult
 	err := d.change(ctx, g, func(tx store.Tx) ([]netip.Prefix, error) {
+		// The shared store may run this again after a conflict: start clean.
+		res = localapi.DeleteResult{}
 		var victims []store.Entry
 		if e, err := tx.Entry(idOrValue); err == nil {
 			victims = append(victims, e)

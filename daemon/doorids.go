@@ -61,6 +61,8 @@ func assignNumber(tx store.Tx, a *store.Account) error {
 func (d *Daemon) numberMissingAccounts() error {
 	var assigned []string
 	err := d.db.Update(func(tx store.Tx) error {
+		// The shared store may run this again after a conflict: start clean.
+		assigned = nil
 		as, err := tx.Accounts()
 		if err != nil {
 			return err
@@ -145,6 +147,8 @@ func (d *Daemon) ClearLockouts(ctx context.Context, what string, all bool) ([]st
 	rec := store.AuditRecord{Action: "lockout.clear", Actor: "cli", Subject: what}
 	var cleared []string
 	err := d.db.Update(func(tx store.Tx) error {
+		// The shared store may run this again after a conflict: start clean.
+		cleared = nil
 		ls, err := tx.Lockouts()
 		if err != nil {
 			return err

@@ -137,6 +137,8 @@ func (d *Daemon) RevokeGrants(ctx context.Context, idOrIP string, gd Guard) ([]l
 	rec := store.AuditRecord{Action: "grant.revoke", Actor: "cli", Subject: idOrIP}
 	var out []localapi.GrantInfo
 	err := d.change(ctx, gd, func(tx store.Tx) ([]netip.Prefix, error) {
+		// The shared store may run this again after a conflict: start clean.
+		out = nil
 		var victims []store.Grant
 		if g, err := tx.Grant(idOrIP); err == nil {
 			victims = append(victims, g)

@@ -36,6 +36,8 @@ func (d *Daemon) Import(ctx context.Context, req localapi.ImportRequest) (locala
 	var res localapi.ImportResult
 	var fqdns []string
 	err := d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
+		// The shared store may run this again after a conflict: start clean.
+		res, fqdns = localapi.ImportResult{}, nil
 		var touched []netip.Prefix
 		for _, ia := range req.Accounts {
 			if err := auth.ValidateAccountName(ia.Name); err != nil {

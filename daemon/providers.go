@@ -79,6 +79,8 @@ func (d *Daemon) EnableProviders(ctx context.Context, names []string, all bool) 
 	rec := store.AuditRecord{Action: "provider.enable", Actor: "cli", Account: ProvidersAccount, Subject: strings.Join(names, ",")}
 	var fqdns []string
 	err := d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
+		// The shared store may run this again after a conflict: start clean.
+		fqdns = nil
 		ps, err := pickProviders(tx, names, all)
 		if err != nil {
 			return nil, err
