@@ -127,3 +127,13 @@ func Migrate(ctx context.Context, opts MigrateOptions) error {
 	}
 	return fmt.Errorf("store migrate: --to %q, want %q or %q", opts.To, StoreEtcd, StoreBBolt)
 }
+
+// OpenReplicaOffline opens this node's replica of the shared store alone,
+// read only, for the CLI's offline checks and backups (no daemon holds
+// it); ErrNoDatabase unless [store] backend is etcd.
+func OpenReplicaOffline(cfg Config) (*store.DB, error) {
+	if !cfg.Store.Etcd() {
+		return nil, fmt.Errorf("store backend %q has no replica: %w", cfg.Store.Backend, store.ErrNoDatabase)
+	}
+	return etcdstore.OpenOffline(cfg.Store.etcdConfig())
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
@@ -66,7 +67,10 @@ replaces FILE, with mode 0600: it holds passcode hashes.`,
 			})
 			if errors.Is(err, localapi.ErrNotRunning) {
 				from = "from the database file (the daemon is not running)"
-				rep, err = backupOffline(cfg.DB, file)
+				if cfg.Store.Etcd() {
+					from = "from this node's replica (the daemon is not running)"
+				}
+				rep, err = backupOffline(cfg, file)
 			}
 			if err != nil {
 				return err
@@ -74,7 +78,11 @@ replaces FILE, with mode 0600: it holds passcode hashes.`,
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), rep)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "backed up %s to %s %s, mode 0600\n", cfg.DB, rep.Path, from)
+			src := cfg.DB
+			if cfg.Store.Etcd() {
+				src = "the shared store (replica " + cfg.Store.Replica + ")"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "backed up %s to %s %s, mode 0600\n", src, rep.Path, from)
 			fmt.Fprintf(cmd.OutOrStdout(), "checked: %s\n", reportLine(rep))
 			return nil
 		},
@@ -83,8 +91,28 @@ replaces FILE, with mode 0600: it holds passcode hashes.`,
 	return cmd
 }
 
-func backupOffline(dbPath, file string) (store.CheckReport, error) {
-	db, err := store.Open(dbPath, store.Options{ReadOnly: true})
+// checkOffline checks the database file, or with the etcd backend this
+// node's replica, when no daemon runs.
+func checkOffline(cfg daemon.Config) (store.CheckReport, error) {
+	if !cfg.Store.Etcd() {
+		return store.CheckFile(cfg.DB, 0)
+	}
+	db, err := daemon.OpenReplicaOffline(cfg)
+	if err != nil {
+		return store.CheckReport{}, err
+	}
+	defer db.Close()
+	return db.CheckCopy()
+}
+
+func backupOffline(cfg daemon.Config, file string) (store.CheckReport, error) {
+	var db *store.DB
+	var err error
+	if cfg.Store.Etcd() {
+		db, err = daemon.OpenReplicaOffline(cfg)
+	} else {
+		db, err = store.Open(cfg.DB, store.Options{ReadOnly: true})
+	}
 	if err != nil {
 		return store.CheckReport{}, err
 	}
@@ -125,7 +153,7 @@ file, a backup before you restore it, say. It changes nothing.`,
 				}
 				rep, err = c.CheckDB(cmd.Context())
 				if errors.Is(err, localapi.ErrNotRunning) {
-					rep, err = store.CheckFile(cfg.DB, 0)
+					rep, err = checkOffline(cfg)
 				}
 			}
 			if err != nil {

@@ -279,6 +279,15 @@ func TestSharedStoreMigrateBackupRestore(t *testing.T) {
 	// from the replica alone.
 	e.stop()
 	cable.Cut()
+	// With no daemon, db check and backup read the replica.
+	if out := e.ok("db", "check"); !strings.Contains(out, "replica.db: sound; ") {
+		t.Errorf("offline db check on etcd:\n%s", out)
+	}
+	offline := filepath.Join(t.TempDir(), "offline.db")
+	if out := e.ok("db", "backup", offline); !strings.Contains(out, "from this node's replica") {
+		t.Errorf("offline db backup on etcd:\n%s", out)
+	}
+	e.ok("db", "check", offline)
 	e.ok("remove", "--yes")
 	e.lab.Check(t, probe, fwtest.Probe{Proto: "tcp", Src: fwtest.OtherV4, Dst: fwtest.ServerV4, Port: 22, Want: true})
 	e.ok("restore")
