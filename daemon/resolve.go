@@ -176,7 +176,23 @@ func (d *Daemon) RefreshFQDNs(ctx context.Context, names []string, due bool) ([]
 		}
 	}
 	grace := d.config().FQDN.Grace.Duration
-	err = d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
+	// A shared store takes a bounded number of writes per change: the
+	// names are stored in batches that fit (one change with bbolt).
+	batch := len(results)
+	if c := d.config().Store; c.Etcd() {
+		batch = max((c.MaxTxnOps-8)/2, 1)
+	}
+	for from := 0; from < len(results) && err == nil; from += batch {
+		err = d.storeFQDNs(ctx, results[from:min(from+batch, len(results))], grace, now)
+	}
+	return results, err
+}
+
+// storeFQDNs stores a batch of lookup results in one change, updating
+// the records of results (a name past its grace period loses its
+// addresses).
+func (d *Daemon) storeFQDNs(ctx context.Context, results []store.FQDNRecord, grace time.Duration, now time.Time) error {
+	return d.change(ctx, Guard{}, func(tx store.Tx) ([]netip.Prefix, error) {
 		var touched []netip.Prefix
 		es, err := tx.Entries()
 		if err != nil {
@@ -225,7 +241,6 @@ func (d *Daemon) RefreshFQDNs(ctx context.Context, names []string, due bool) ([]
 		}
 		return touched, nil
 	})
-	return results, err
 }
 
 // FQDNs lists every name with its cache state.

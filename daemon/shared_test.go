@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -21,7 +22,7 @@ import (
 // newSharedDaemon is a Daemon on the shared database under prefix,
 // reaching etcd through endpoints, with the in-memory kernel and its
 // follower running as serve runs it.
-func newSharedDaemon(t *testing.T, endpoints []string, prefix, node string) (*Daemon, *fwfake.Backend) {
+func newSharedDaemon(t *testing.T, endpoints []string, prefix, node string, edit ...func(*Options)) (*Daemon, *fwfake.Backend) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := DefaultConfig()
@@ -39,7 +40,14 @@ func newSharedDaemon(t *testing.T, endpoints []string, prefix, node string) (*Da
 		t.Fatal(err)
 	}
 	fw := fwfake.New()
-	d, err := New(Options{Config: cfg, Backend: fw, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts := Options{Config: cfg, Backend: fw, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, e := range edit {
+		e(&opts)
+	}
+	if err := opts.Config.Store.validate(opts.Config.DB); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,4 +173,53 @@ func TestStorePasswordKeptSecret(t *testing.T) {
 	if d := c.Store.describe(); strings.Contains(d, "s3cret-pw") {
 		t.Errorf("describe shows the password: %s", d)
 	}
+}
+
+// fixedResolver answers every name with one address.
+type fixedResolver map[string]netip.Addr
+
+func (r fixedResolver) LookupNetIP(_ context.Context, network, host string) ([]netip.Addr, error) {
+	if a, ok := r[host]; ok && (network == "ip" || (network == "ip4") == a.Is4()) {
+		return []netip.Addr{a}, nil
+	}
+	return nil, nil
+}
+
+// A refresh of more names than one etcd transaction takes is stored in
+// batches, every name on every node.
+func TestSharedFQDNRefreshInBatches(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{MaxTxnOps: 64})
+	names := fixedResolver{}
+	for i := range 100 {
+		names[fmt.Sprintf("h%d.dyndns.example", i)] = netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})
+	}
+	small := func(o *Options) { o.Config.Store.MaxTxnOps = 64; o.Resolver = names }
+	a, _ := newSharedDaemon(t, c.Endpoints(), "/f/", "pbx-a", small)
+	b, fwB := newSharedDaemon(t, c.Endpoints(), "/f/", "pbx-b", small)
+	ctx := context.Background()
+	if _, err := a.AddAccount(ctx, localapi.AddAccountRequest{Name: "alice", Perms: "8"}); err != nil {
+		t.Fatal(err)
+	}
+	// One entry per change: each fits.
+	for name := range names {
+		if _, err := a.AddEntry(ctx, localapi.AddEntryRequest{Account: "alice", Kind: "fqdn", Value: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, err := a.RefreshFQDNs(ctx, nil, false)
+	if err != nil {
+		t.Fatalf("refresh of %d names on max_txn_ops 64: %v", len(names), err)
+	}
+	if len(recs) != len(names) {
+		t.Fatalf("%d records, want %d", len(recs), len(names))
+	}
+	waitUntil(t, 3*time.Second, "b's kernel admits every name's address", func() bool {
+		for _, addr := range names {
+			if !fwB.Admits(addr, "tcp", 22) {
+				return false
+			}
+		}
+		return true
+	})
+	_ = b
 }

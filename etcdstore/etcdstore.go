@@ -200,6 +200,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		Node:   cfg.Node,
 		MaxOps: cfg.MaxTxnOps,
 	})
+	if errors.Is(err, store.ErrDamaged) {
+		err = fmt.Errorf("%w. The replica is only a copy: remove %s and dialgate fetches the shared store again (with etcd reachable)", err, cfg.Replica)
+	}
 	if err != nil {
 		_ = cli.Close()
 		return nil, err

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -428,4 +430,50 @@ func TestPushPull(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// A damaged replica is refused with the remedy: it is only a copy.
+func TestDamagedReplica(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	cfg := config(t, c.Endpoints(), newPrefix(), "pbx-a")
+	seed(t, cfg)
+	s := open(t, cfg)
+	s.Close()
+	if err := os.WriteFile(cfg.Replica, []byte(strings.Repeat("not bbolt ", 1000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := etcdstore.Open(context.Background(), cfg)
+	if !errors.Is(err, store.ErrDamaged) || !strings.Contains(err.Error(), "remove "+cfg.Replica) {
+		t.Fatalf("damaged replica: %v", err)
+	}
+	if err := os.Remove(cfg.Replica); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, cfg) // fetched again
+	if err := s.View(func(tx store.Tx) error { _, err := tx.Accounts(); return err }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// etcd behind the replica (restored from an older snapshot, a new
+// cluster at the same prefix): its content wins.
+func TestStoreBehindReplicaReloads(t *testing.T) {
+	c1 := etcdtest.Start(t, etcdtest.Options{})
+	prefix := newPrefix()
+	cfg := config(t, c1.Endpoints(), prefix, "pbx-a")
+	seed(t, cfg)
+	s := open(t, cfg)
+	for i := range 20 {
+		mustUpdate(t, s, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: fmt.Sprintf("a%d", i)}) })
+	}
+	s.Close()
+	// A new cluster at a lower revision, holding another database.
+	c2 := etcdtest.Start(t, etcdtest.Options{})
+	cfg2 := cfg
+	cfg2.Endpoints = c2.Endpoints()
+	seed(t, cfg2)
+	s = open(t, cfg2)
+	if hasAccount(s, "a0") {
+		t.Error("the replica's old content survived a new store")
+	}
 }

@@ -160,6 +160,15 @@ func (s *Store) watch(ctx context.Context, restart <-chan struct{}) error {
 			if !ok {
 				return errors.New("watch ended")
 			}
+			if errors.Is(resp.Err(), rpctypes.ErrFutureRev) {
+				// etcd is behind the replica: restored from an older
+				// snapshot, or a new cluster. Its content is the truth now.
+				s.log.Warn("the shared store is at an older revision than this node's replica; reloading", "replica", rev)
+				rctx, rcancel := context.WithTimeout(ctx, 4*s.cfg.RequestTimeout)
+				err := s.resync(rctx, true)
+				rcancel()
+				return err
+			}
 			if resp.CompactRevision != 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
 				s.log.Warn("the shared store compacted the revisions this node had not seen; reloading", "from", rev+1, "compacted", resp.CompactRevision)
 				rctx, rcancel := context.WithTimeout(ctx, 4*s.cfg.RequestTimeout)
