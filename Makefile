@@ -120,11 +120,13 @@ test:
 	$(GO) test -count=1 -timeout 15m ./cmd/dialgate/
 
 # Needs root and knockd (apt-get install knockd), the alternative the
-# phone door is measured against. DIALGATE_BENCH_CALLS=100 for a quick run.
+# phone door is measured against. DIALGATE_BENCH_CALLS=100 for a quick run
+# (DIALGATE_BENCH_CHANGES=20 and DIALGATE_BENCH_ENTRIES=500 shrink the
+# shared-store benchmarks).
 bench:
 	@command -v knockd >/dev/null || { echo 'make bench needs knockd: apt-get install knockd'; exit 1; }
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 20m ./firewall/ ./store/
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./daemon/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./daemon/ ./etcdstore/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 40m ./cmd/dialgate/
 
 fuzz:

@@ -32,7 +32,7 @@ func storeConf(e *e2e, cable *etcdtest.Cable, prefix, node string) string {
 // c, each initialised and serving, with conf appended to their configs.
 // etcd is reached over unix sockets: the daemons run in their labs'
 // network namespaces, the etcd members in the test's.
-func newSharedNodes(t *testing.T, c *etcdtest.Cluster, n int, prefix, conf string) []*sharedNode {
+func newSharedNodes(t testing.TB, c *etcdtest.Cluster, n int, prefix, conf string) []*sharedNode {
 	t.Helper()
 	nodes := make([]*sharedNode, n)
 	for i := range nodes {
