@@ -73,7 +73,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// the kernel what it still holds after a wall-clock jump.
 	go d.every(ctx, 30*time.Second, "purge expired grants", func() error { return d.purgeGrants(ctx) })
 	if s, ok := d.db.(sharedDB); ok {
-		go d.followStore(ctx, s.Changed())
+		go d.followStore(ctx, s)
 	}
 	// The kernel is checked against the store every second from now on.
 	go d.newWatchdog(WatchdogInterval).run(ctx)

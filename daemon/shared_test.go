@@ -56,7 +56,7 @@ func newSharedDaemon(t *testing.T, endpoints []string, prefix, node string, edit
 	if err := d.applyStored(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	go d.followStore(ctx, d.db.(sharedDB).Changed())
+	go d.followStore(ctx, d.db.(sharedDB))
 	return d, fw
 }
 
@@ -71,13 +71,21 @@ func TestSharedDaemonsFollowEachOther(t *testing.T) {
 	ctx := context.Background()
 	ip := netip.MustParseAddr("192.0.2.7")
 
+	fwB.ResetCalls()
 	if _, err := a.AddAccount(ctx, localapi.AddAccountRequest{Name: "alice", Perms: "8"}); err != nil {
 		t.Fatal(err)
 	}
+	// An account may change anything: b applies everything once.
+	waitUntil(t, 2*time.Second, "b applies a's account", func() bool { return fwB.Calls()["Apply"] >= 1 })
+	fwB.ResetCalls()
 	if _, err := a.AddEntry(ctx, localapi.AddEntryRequest{Account: "alice", Kind: "ip", Value: ip.String()}); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 2*time.Second, "b's kernel admits a's entry", func() bool { return fwB.Admits(ip, "tcp", 22) })
+	// As a did: the entry's members only, not the whole firewall.
+	if calls := fwB.Calls(); calls["SyncMembers"] == 0 || calls["Apply"] != 0 {
+		t.Errorf("b followed an entry with %v, want SyncMembers alone", calls)
+	}
 	if st := b.storeInfo(); st == nil || !st.Reachable || st.Node != "pbx-b" {
 		t.Fatalf("b's store info: %+v", st)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dialgate/dialgate/etcdstore"
+	"github.com/dialgate/dialgate/firewall"
 	"github.com/dialgate/dialgate/localapi"
 	"github.com/dialgate/dialgate/store"
 )
@@ -180,23 +182,60 @@ func (d *Daemon) storeOutage(err error, what string) bool {
 }
 
 // followStore applies to the kernel the changes other nodes made, as the
-// replica receives them. A burst of changes is one apply: the channel
-// holds at most one pending signal.
-func (d *Daemon) followStore(ctx context.Context, changed <-chan struct{}) {
+// replica receives them: the addresses they moved only, as the node that
+// made them did (a full apply when they may have moved anything). A
+// burst of changes is one apply: the channel holds at most one signal,
+// and what they moved accumulates until taken.
+func (d *Daemon) followStore(ctx context.Context, s sharedDB) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-changed:
+		case <-s.Changed():
+		}
+		t := s.TakeTouched()
+		if !t.Any() {
+			continue
 		}
 		d.mu.Lock()
-		err := d.applyStored(ctx, false)
+		err := d.applyTouched(ctx, t)
 		d.mu.Unlock()
 		if err != nil && ctx.Err() == nil {
 			d.log.Error("apply of the shared store's changes", "err", err)
 			d.metrics.storeApplyFailed()
 		}
 	}
+}
+
+// applyTouched brings the kernel along for what changes moved.
+func (d *Daemon) applyTouched(ctx context.Context, t store.Touched) error {
+	if t.Full {
+		return d.applyStored(ctx, false)
+	}
+	var ps []netip.Prefix
+	for _, v := range t.Values {
+		if p, err := parsePrefix(v); err == nil {
+			ps = append(ps, p)
+		}
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	cfg := d.config().FirewallRules()
+	var after firewall.State
+	err := d.db.View(func(tx store.Tx) (err error) {
+		after, err = desiredFor(tx, cfg, d.now(), ps)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer d.metrics.timeApply("sync", time.Now())
+	if err := d.fw.SyncMembers(ctx, after, ps); err != nil {
+		return err
+	}
+	d.guard.release(ctx, ps)
+	return nil
 }
 
 // storeInfo is the shared store's link for status; nil with bbolt.

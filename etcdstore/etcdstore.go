@@ -144,6 +144,9 @@ type Store struct {
 
 	mu     sync.Mutex
 	health Health
+	// touched is what the changes applied since the last TakeTouched
+	// can have moved in the firewall.
+	touched store.Touched
 	// caught is closed and replaced whenever the replica's revision
 	// advances, waking the writers waiting to retry.
 	caught chan struct{}
@@ -256,6 +259,23 @@ func (s *Store) Node() string { return s.cfg.Node }
 // Changed receives a value after changes made by other nodes (or by a
 // resync) reached the replica: the daemon re-applies the kernel.
 func (s *Store) Changed() <-chan struct{} { return s.changed }
+
+// TakeTouched returns what the other nodes' changes applied since the
+// last call can have moved in the firewall, and forgets it: what the
+// daemon must bring the kernel along for when Changed fires.
+func (s *Store) TakeTouched() store.Touched {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.touched
+	s.touched = store.Touched{}
+	return t
+}
+
+func (s *Store) touch(t store.Touched) {
+	s.mu.Lock()
+	s.touched.Merge(t)
+	s.mu.Unlock()
+}
 
 // Health returns the state of the link to etcd.
 func (s *Store) Health() Health {

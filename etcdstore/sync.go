@@ -30,8 +30,13 @@ type snapshot struct {
 
 // readAll reads every key of the prefix at one revision, page by page.
 // A prefix without a mark holds no complete database (ErrNoDatabase).
+//
+// Each request has the request timeout to itself: a large database takes
+// many pages, and what bounds a page is the link, not the database size.
 func (s *Store) readAll(ctx context.Context) (snapshot, error) {
-	first, err := s.cli.Get(clientv3.WithRequireLeader(ctx), s.lay.mark())
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	first, err := s.cli.Get(clientv3.WithRequireLeader(rctx), s.lay.mark())
+	cancel()
 	if err != nil {
 		return snapshot{}, err
 	}
@@ -42,8 +47,10 @@ func (s *Store) readAll(ctx context.Context) (snapshot, error) {
 	end := clientv3.GetPrefixRangeEnd(s.lay.prefix)
 	key := s.lay.prefix
 	for {
-		resp, err := s.cli.Get(clientv3.WithRequireLeader(ctx), key,
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		resp, err := s.cli.Get(clientv3.WithRequireLeader(rctx), key,
 			clientv3.WithRange(end), clientv3.WithRev(snap.rev), clientv3.WithLimit(pageSize))
+		cancel()
 		if err != nil {
 			return snapshot{}, err
 		}
@@ -74,6 +81,7 @@ func (s *Store) resync(ctx context.Context, notify bool) error {
 	s.mu.Unlock()
 	s.log.Info("replica reloaded from the shared store", "revision", snap.rev, "keys", len(snap.ops))
 	s.advanced(snap.rev)
+	s.touch(store.Touched{Full: true})
 	if notify {
 		s.notifyChanged()
 	}
@@ -85,14 +93,14 @@ func (s *Store) resync(ctx context.Context, notify bool) error {
 // up-to-date one is left as it is (the watch takes over from its
 // revision).
 func (s *Store) catchUp(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-	defer cancel()
 	rev, mark, err := s.db.ReplicaState()
 	if err != nil {
 		return err
 	}
 	if rev != 0 {
-		resp, err := s.cli.Get(clientv3.WithRequireLeader(ctx), s.lay.mark())
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		resp, err := s.cli.Get(clientv3.WithRequireLeader(rctx), s.lay.mark())
+		cancel()
 		if err != nil {
 			s.unreachable(err)
 			return fmt.Errorf("%w: %w", ErrUnreachable, err)
@@ -164,17 +172,11 @@ func (s *Store) watch(ctx context.Context, restart <-chan struct{}) error {
 				// etcd is behind the replica: restored from an older
 				// snapshot, or a new cluster. Its content is the truth now.
 				s.log.Warn("the shared store is at an older revision than this node's replica; reloading", "replica", rev)
-				rctx, rcancel := context.WithTimeout(ctx, 4*s.cfg.RequestTimeout)
-				err := s.resync(rctx, true)
-				rcancel()
-				return err
+				return s.resync(ctx, true)
 			}
 			if resp.CompactRevision != 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
 				s.log.Warn("the shared store compacted the revisions this node had not seen; reloading", "from", rev+1, "compacted", resp.CompactRevision)
-				rctx, rcancel := context.WithTimeout(ctx, 4*s.cfg.RequestTimeout)
-				err := s.resync(rctx, true)
-				rcancel()
-				return err
+				return s.resync(ctx, true)
 			}
 			if err := resp.Err(); err != nil {
 				return fmt.Errorf("watch: %w", err)
@@ -228,10 +230,11 @@ func (s *Store) apply(events []*clientv3.Event) (int64, error) {
 	// Revisions that touched none of dialgate's keys (a push's lock) are
 	// not changes; the next watch starting past them is harmless.
 	changes = slices.DeleteFunc(changes, func(c store.Change) bool { return len(c.Ops) == 0 && c.Mark == 0 })
-	applied, err := s.db.ApplyChanges(changes)
+	applied, touched, err := s.db.ApplyChanges(changes)
 	if err != nil {
 		return 0, err
 	}
+	s.touch(touched)
 	s.advanced(last)
 	if applied {
 		s.notifyChanged()

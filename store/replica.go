@@ -213,9 +213,11 @@ type Change struct {
 
 // ApplyChanges applies, in one transaction and in order, the changes the
 // replica does not hold yet (its own commits come back this way and are
-// skipped). It reports whether anything was applied.
-func (db *DB) ApplyChanges(changes []Change) (bool, error) {
+// skipped). It reports whether anything was applied, and what the
+// applied changes can have moved in the firewall.
+func (db *DB) ApplyChanges(changes []Change) (bool, Touched, error) {
 	applied := false
+	var touched Touched
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		have, mark := replicaState(tx)
 		if have == 0 {
@@ -224,6 +226,9 @@ func (db *DB) ApplyChanges(changes []Change) (bool, error) {
 		for _, c := range changes {
 			if c.Rev <= have {
 				continue
+			}
+			for _, op := range c.Ops {
+				touchedBy(tx, op, &touched)
 			}
 			if err := applyOps(tx, c.Ops); err != nil {
 				return fmt.Errorf("revision %d: %w", c.Rev, err)
@@ -240,9 +245,10 @@ func (db *DB) ApplyChanges(changes []Change) (bool, error) {
 		return setReplicaState(tx, have, mark)
 	})
 	if err != nil {
-		return false, fmt.Errorf("replica %s: %w", db.path, err)
+		return false, Touched{}, fmt.Errorf("replica %s: %w", db.path, err)
 	}
-	return applied, nil
+	touched.compact()
+	return applied, touched, nil
 }
 
 // ResetReplica replaces everything the replica holds by ops, the whole

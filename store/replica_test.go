@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func (s *sharedLog) catchUp(t *testing.T, r *DB) {
 	log := append([]logged(nil), s.log...)
 	s.mu.Unlock()
 	for _, l := range log {
-		if _, err := r.ApplyChanges([]Change{{Rev: l.rev, Mark: l.rev, Ops: l.ops}}); err != nil {
+		if _, _, err := r.ApplyChanges([]Change{{Rev: l.rev, Mark: l.rev, Ops: l.ops}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -253,4 +254,73 @@ func TestReplicaPurgeFitsOneTransaction(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// What another node's change can have moved in the firewall, as the
+// replica applying it reports: addresses before and after for entries,
+// grants and FQDN records; everything for account or setting changes and
+// FQDN entries; nothing for audit, lockouts and indexes.
+func TestReplicaTouched(t *testing.T) {
+	s, ops := seedShared(t)
+	a, b := openReplica(t, s, ops), openReplica(t, s, ops)
+	soon := time.Now().Add(time.Hour)
+	for _, tc := range []struct {
+		name string
+		fn   func(Tx) error
+		want Touched
+	}{
+		{"ip entry", func(tx Tx) error {
+			_, err := tx.AddEntry(Entry{Account: "alice", Kind: KindIP, Value: "192.0.2.7"})
+			return err
+		}, Touched{Values: []string{"192.0.2.7"}}},
+		{"cidr entry replaced", func(tx Tx) error {
+			_, err := tx.DeleteEntry("e1")
+			if err == nil {
+				_, err = tx.AddEntry(Entry{Account: "alice", Kind: KindCIDR, Value: "198.51.100.0/24"})
+			}
+			return err
+		}, Touched{Values: []string{"192.0.2.7", "198.51.100.0/24"}}},
+		{"grant", func(tx Tx) error {
+			_, err := tx.PutGrant(Grant{Account: "alice", IP: "203.0.113.9", Expires: soon})
+			return err
+		}, Touched{Values: []string{"203.0.113.9"}}},
+		{"grant moved", func(tx Tx) error {
+			_, err := tx.PutGrant(Grant{ID: "g1", Account: "alice", IP: "203.0.113.10", Expires: soon})
+			return err
+		}, Touched{Values: []string{"203.0.113.10", "203.0.113.9"}}},
+		{"fqdn record", func(tx Tx) error {
+			return tx.PutFQDN(FQDNRecord{Name: "h.example", Addrs: []string{"192.0.2.50"}})
+		}, Touched{Values: []string{"192.0.2.50"}}},
+		{"audit and lockout", func(tx Tx) error {
+			if err := tx.Audit(AuditRecord{Action: "x"}); err != nil {
+				return err
+			}
+			return tx.PutLockout(Lockout{Key: "cid:1", Failures: []time.Time{time.Now()}})
+		}, Touched{}},
+		{"fqdn entry", func(tx Tx) error {
+			_, err := tx.AddEntry(Entry{Account: "alice", Kind: KindFQDN, Value: "h.example"})
+			return err
+		}, Touched{Full: true}},
+		{"account perms", func(tx Tx) error {
+			acct, err := tx.Account("alice")
+			if err == nil {
+				acct.Perms = NewPermSet(1)
+				err = tx.PutAccount(acct)
+			}
+			return err
+		}, Touched{Full: true}},
+		{"setting", func(tx Tx) error { return tx.PutSetting("sip.domains", []byte("x")) }, Touched{Full: true}},
+	} {
+		mustUpdate(t, a, tc.fn)
+		s.mu.Lock()
+		last := s.log[len(s.log)-1]
+		s.mu.Unlock()
+		_, got, err := b.ApplyChanges([]Change{{Rev: last.rev, Mark: last.rev, Ops: last.ops}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Full != tc.want.Full || !slices.Equal(got.Values, tc.want.Values) {
+			t.Errorf("%s: touched %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
 }
