@@ -162,6 +162,11 @@ passcode hashes, audit log.
 Only \fBdialgate init\fP creates it; back it up with
 \fBdialgate db backup\fP.
 .TP
+.I /var/lib/dialgate/replica.db
+With \fB[store] backend = "etcd"\fP: this PBX's local copy of the
+database shared on etcd, which it filters from when etcd is out of reach.
+It is only a copy: removed, it is fetched again from etcd.
+.TP
 .I /run/dialgate/dialgate.sock
 The LocalAPI socket the CLI talks to (\fBsocket\fP in the config; mode
 0600, root only), while the daemon runs.
