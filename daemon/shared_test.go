@@ -76,12 +76,12 @@ func TestSharedDaemonsFollowEachOther(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An account may change anything: b applies everything once.
-	waitUntil(t, 2*time.Second, "b applies a's account", func() bool { return fwB.Calls()["Apply"] >= 1 })
+	eventually(t, 2*time.Second, "b applies a's account", func() bool { return fwB.Calls()["Apply"] >= 1 })
 	fwB.ResetCalls()
 	if _, err := a.AddEntry(ctx, localapi.AddEntryRequest{Account: "alice", Kind: "ip", Value: ip.String()}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 2*time.Second, "b's kernel admits a's entry", func() bool { return fwB.Admits(ip, "tcp", 22) })
+	eventually(t, 2*time.Second, "b's kernel admits a's entry", func() bool { return fwB.Admits(ip, "tcp", 22) })
 	// As a did: the entry's members only, not the whole firewall.
 	if calls := fwB.Calls(); calls["SyncMembers"] == 0 || calls["Apply"] != 0 {
 		t.Errorf("b followed an entry with %v, want SyncMembers alone", calls)
@@ -98,7 +98,7 @@ func TestSharedDaemonsFollowEachOther(t *testing.T) {
 	if !errors.Is(err, etcdstore.ErrUnreachable) {
 		t.Fatalf("change on the cut node: %v, want ErrUnreachable", err)
 	}
-	waitUntil(t, 4*time.Second, "b reports the store unreachable", func() bool { return b.storeAvailable() != nil })
+	eventually(t, 4*time.Second, "b reports the store unreachable", func() bool { return b.storeAvailable() != nil })
 	if !strings.Contains(b.storeAvailable().Error(), "unreachable since") {
 		t.Errorf("storeAvailable: %v", b.storeAvailable())
 	}
@@ -110,18 +110,7 @@ func TestSharedDaemonsFollowEachOther(t *testing.T) {
 		t.Error("the cut node's kernel changed without the store")
 	}
 	cable.Mend()
-	waitUntil(t, 10*time.Second, "b follows the deny after the mend", func() bool { return !fwB.Admits(ip, "tcp", 22) })
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, "b follows the deny after the mend", func() bool { return !fwB.Admits(ip, "tcp", 22) })
 }
 
 func TestStoreConfig(t *testing.T) {
@@ -221,7 +210,7 @@ func TestSharedFQDNRefreshInBatches(t *testing.T) {
 	if len(recs) != len(names) {
 		t.Fatalf("%d records, want %d", len(recs), len(names))
 	}
-	waitUntil(t, 3*time.Second, "b's kernel admits every name's address", func() bool {
+	eventually(t, 3*time.Second, "b's kernel admits every name's address", func() bool {
 		for _, addr := range names {
 			if !fwB.Admits(addr, "tcp", 22) {
 				return false

@@ -316,14 +316,7 @@ func TestTooLargeRefusedWhole(t *testing.T) {
 	seed(t, cfg)
 	s := open(t, cfg)
 	mustUpdate(t, s, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "alice"}) })
-	err := s.Update(func(tx store.Tx) error {
-		for i := range 40 {
-			if _, err := tx.AddEntry(store.Entry{Account: "alice", Kind: store.KindIP, Value: fmt.Sprintf("192.0.2.%d", i+1)}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.Update(addEntries("alice", 40))
 	if !errors.Is(err, etcdstore.ErrTooLarge) {
 		t.Fatalf("40 entries in one change with max_txn_ops 32: %v", err)
 	}
@@ -331,14 +324,7 @@ func TestTooLargeRefusedWhole(t *testing.T) {
 	s.Close()
 	cfg.MaxTxnOps = 1000
 	s = open(t, cfg)
-	err = s.Update(func(tx store.Tx) error {
-		for i := range 100 {
-			if _, err := tx.AddEntry(store.Entry{Account: "alice", Kind: store.KindIP, Value: fmt.Sprintf("192.0.2.%d", i+1)}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err = s.Update(addEntries("alice", 100))
 	if !errors.Is(err, etcdstore.ErrTooLarge) {
 		t.Fatalf("300 keys against etcd's default --max-txn-ops: %v", err)
 	}
@@ -348,6 +334,18 @@ func TestTooLargeRefusedWhole(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// addEntries is a change adding n address entries to account.
+func addEntries(account string, n int) func(store.Tx) error {
+	return func(tx store.Tx) error {
+		for i := range n {
+			if _, err := tx.AddEntry(store.Entry{Account: account, Kind: store.KindIP, Value: fmt.Sprintf("192.0.2.%d", i+1)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // TLS: client certificates against a server that requires them.

@@ -120,19 +120,13 @@ func Open(path string, opts Options) (*DB, error) {
 // open is Open of the file at path, named shown in messages and by Path:
 // a copy being checked is reported as the database it was made from.
 func open(path, shown string, opts Options) (*DB, error) {
-	timeout := opts.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	exists, err := statDB(path)
+	timeout := lockTimeout(opts.Timeout)
+	exists, err := checkedFile(path, shown, timeout)
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case exists:
-		if err := preflight(path, shown, timeout); err != nil {
-			return nil, err
-		}
 	case !opts.Create || opts.ReadOnly:
 		if _, err := os.Stat(path); err == nil {
 			return nil, noDatabase(path, "is empty (0 bytes)")
@@ -145,6 +139,23 @@ func open(path, shown string, opts Options) (*DB, error) {
 	}
 
 	return openBolt(path, shown, timeout, exists, opts)
+}
+
+func lockTimeout(t time.Duration) time.Duration {
+	if t <= 0 {
+		return DefaultTimeout
+	}
+	return t
+}
+
+// checkedFile reports whether a database file with content exists at
+// path, and if so checks it before bbolt maps it (preflight).
+func checkedFile(path, shown string, timeout time.Duration) (bool, error) {
+	exists, err := statDB(path)
+	if err != nil || !exists {
+		return false, err
+	}
+	return true, preflight(path, shown, timeout)
 }
 
 // openBolt is Open once the file has passed preflight (exists) or is to

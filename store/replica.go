@@ -80,20 +80,15 @@ func OpenReplica(path string, opts ReplicaOptions) (*DB, error) {
 	if opts.Commit == nil {
 		return nil, errors.New("open replica: no commit function")
 	}
-	timeout := opts.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	exists, err := statDB(path)
+	timeout := lockTimeout(opts.Timeout)
+	exists, err := checkedFile(path, path, timeout)
 	if err != nil {
 		return nil, err
 	}
-	if exists {
-		if err := preflight(path, path, timeout); err != nil {
-			return nil, err
+	if !exists {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create replica directory: %w", err)
 		}
-	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create replica directory: %w", err)
 	}
 	db, err := openRaw(path, timeout, exists)
 	if err != nil {

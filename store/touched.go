@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"slices"
 
 	"go.etcd.io/bbolt"
@@ -31,6 +32,9 @@ func (t *Touched) Merge(o Touched) {
 	}
 }
 
+// errFull: a record whose change may move anything.
+var errFull = errors.New("may move anything")
+
 // touchedBy notes what op moves, reading the record it replaces from tx
 // before it is applied.
 func touchedBy(tx *bbolt.Tx, op Op, t *Touched) {
@@ -41,46 +45,42 @@ func touchedBy(tx *bbolt.Tx, op Op, t *Touched) {
 	if b := tx.Bucket([]byte(op.Bucket)); b != nil {
 		old = b.Get(op.Key)
 	}
+	var values func(v []byte) ([]string, error)
 	switch op.Bucket {
 	case string(bucketAudit), string(bucketLockouts), string(bucketDoorIndex), string(bucketEntryIndex), string(bucketGrantIndex):
+		return
 	case string(bucketGrants):
-		for _, v := range [][]byte{old, op.Value} {
-			if v == nil {
-				continue
-			}
+		values = func(v []byte) ([]string, error) {
 			g, err := decodeGrant(op.Key, v)
-			if err != nil {
-				t.Full = true
-				return
-			}
-			t.Values = append(t.Values, g.IP)
+			return []string{g.IP}, err
 		}
 	case string(bucketEntries):
-		for _, v := range [][]byte{old, op.Value} {
-			if v == nil {
-				continue
-			}
+		values = func(v []byte) ([]string, error) {
 			e, err := decodeEntry(op.Key, v)
-			if err != nil || e.Kind == KindFQDN {
-				t.Full = true
-				return
+			if err == nil && e.Kind == KindFQDN {
+				err = errFull // its addresses are in the FQDN records
 			}
-			t.Values = append(t.Values, e.Value)
+			return []string{e.Value}, err
 		}
 	case string(bucketFQDN):
-		for _, v := range [][]byte{old, op.Value} {
-			if v == nil {
-				continue
-			}
+		values = func(v []byte) ([]string, error) {
 			var rec fqdnV1
-			if err := decodeRecord(v, &rec, fqdnName(string(op.Key))); err != nil {
-				t.Full = true
-				return
-			}
-			t.Values = append(t.Values, rec.fqdn().Addrs...)
+			err := decodeRecord(v, &rec, fqdnName(string(op.Key)))
+			return rec.fqdn().Addrs, err
 		}
 	default:
 		t.Full = true
+	}
+	for _, v := range [][]byte{old, op.Value} {
+		if v == nil || t.Full {
+			continue
+		}
+		vs, err := values(v)
+		if err != nil {
+			t.Full = true
+			break
+		}
+		t.Values = append(t.Values, vs...)
 	}
 	if t.Full {
 		t.Values = nil

@@ -22,14 +22,22 @@ import (
 	"github.com/dialgate/dialgate/localapi"
 )
 
-// benchCalls is how many calls each latency benchmark places
-// (DIALGATE_BENCH_CALLS overrides, for a quick run).
-func benchCalls() int {
-	if n, err := strconv.Atoi(os.Getenv("DIALGATE_BENCH_CALLS")); err == nil && n > 0 {
-		return n
+// benchSize is a benchmark's size: def, or the positive number in the
+// environment variable env (at most limit, if limit > 0), for a quick run.
+func benchSize(env string, def, limit int) int {
+	n, err := strconv.Atoi(os.Getenv(env))
+	if err != nil || n <= 0 {
+		return def
 	}
-	return 1000
+	if limit > 0 {
+		n = min(n, limit)
+	}
+	return n
 }
+
+// benchCalls is how many calls each latency benchmark places
+// (DIALGATE_BENCH_CALLS overrides).
+func benchCalls() int { return benchSize("DIALGATE_BENCH_CALLS", 1000, 0) }
 
 func (e *e2e) appendConfig(text string) {
 	f, err := os.OpenFile(e.cfg, os.O_APPEND|os.O_WRONLY, 0)

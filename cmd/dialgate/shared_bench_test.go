@@ -22,21 +22,11 @@ import (
 
 // benchChanges is how many allows BenchmarkSharedPropagation makes
 // (DIALGATE_BENCH_CHANGES overrides, for a quick run).
-func benchChanges() int {
-	if n, err := strconv.Atoi(os.Getenv("DIALGATE_BENCH_CHANGES")); err == nil && n > 0 {
-		return n
-	}
-	return 200
-}
+func benchChanges() int { return benchSize("DIALGATE_BENCH_CHANGES", 200, 0) }
 
 // benchEntries is how many entries BenchmarkSharedInitialSync10k's
 // database holds (DIALGATE_BENCH_ENTRIES overrides, for a quick run).
-func benchEntries() int {
-	if n, err := strconv.Atoi(os.Getenv("DIALGATE_BENCH_ENTRIES")); err == nil && n > 0 {
-		return min(n, 30000)
-	}
-	return 10000
-}
+func benchEntries() int { return benchSize("DIALGATE_BENCH_ENTRIES", 10000, 30000) }
 
 // apiClient is a LocalAPI client of e's daemon: its socket is a file, so
 // the test process reaches it from outside the lab's namespace.
