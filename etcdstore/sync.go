@@ -131,6 +131,10 @@ func (s *Store) run(ctx context.Context) {
 	defer close(s.done)
 	restart := make(chan struct{}, 1)
 	go s.probe(ctx, restart)
+	// A watch that keeps failing the same way (a database deleted behind
+	// dialgate's back) is retried less and less often, up to every 2 s:
+	// the log says it every 2 s, not five times a second.
+	pause := 200 * time.Millisecond
 	for ctx.Err() == nil {
 		err := s.watch(ctx, restart)
 		if ctx.Err() != nil {
@@ -138,11 +142,14 @@ func (s *Store) run(ctx context.Context) {
 		}
 		if err != nil {
 			s.unreachable(err)
+			pause = min(2*pause, 2*time.Second)
+		} else {
+			pause = 200 * time.Millisecond
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(pause):
 		}
 	}
 }
