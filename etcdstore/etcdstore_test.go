@@ -475,3 +475,22 @@ func TestStoreBehindReplicaReloads(t *testing.T) {
 		t.Error("the replica's old content survived a new store")
 	}
 }
+
+// A node that was down (or killed between etcd's commit and its own)
+// finds, when it opens again, the shared store's mark moved and reloads:
+// what was committed while it was away, its own lost commit included.
+func TestReopenCatchesUp(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	prefix := newPrefix()
+	cfgA, cfgB := config(t, c.Endpoints(), prefix, "pbx-a"), config(t, c.Endpoints(), prefix, "pbx-b")
+	seed(t, cfgA)
+	a := open(t, cfgA)
+	a.Close()
+	b := open(t, cfgB)
+	mustUpdate(t, b, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "bob"}) })
+	a = open(t, cfgA)
+	if !hasAccount(a, "bob") {
+		t.Fatal("a reopened without what b committed while it was away")
+	}
+	mustUpdate(t, a, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "alice"}) })
+}

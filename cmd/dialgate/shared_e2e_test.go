@@ -6,12 +6,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dialgate/dialgate/etcdtest"
 	"github.com/dialgate/dialgate/firewall/fwtest"
+	"github.com/dialgate/dialgate/localapi"
 )
 
 // sharedNode is one PBX of a dialgate cluster on etcd: a lab of its own
@@ -142,9 +144,25 @@ func TestSharedStoreThreeNodes(t *testing.T) {
 		}
 	}
 
+	// One of the three etcd members down: the cluster has its quorum,
+	// nothing changes for the PBXes.
+	c.Stop(0)
+	a.ok("allow", "ip", "alice", "198.51.100.7")
+	deadline := time.Now().Add(2 * time.Second)
+	for !slices.ContainsFunc(cc.status().Entries, func(e localapi.EntryInfo) bool { return e.Value == "198.51.100.7" }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the allow made with an etcd member down never arrived", cc.name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if line, code := b.statusCode(); code != 0 {
+		t.Errorf("one etcd member down: %s exit %d %q", b.name, code, line)
+	}
+	c.Restart(0)
+
 	// B is cut off from etcd.
 	b.cable.Cut()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(5 * time.Second)
 	for {
 		line, code := b.statusCode()
 		if code == 5 && strings.Contains(line, "protected: yes, store unreachable since") {
