@@ -273,9 +273,16 @@ func LoadConfig(path string, explicit bool) (Config, error) {
 	if err != nil {
 		return c, err
 	}
-	if c.AMI.Secret != "" || c.Store.Password != "" {
+	var secrets []string
+	if c.AMI.Secret != "" {
+		secrets = append(secrets, "ami.secret")
+	}
+	if c.Store.Password != "" {
+		secrets = append(secrets, "store.password")
+	}
+	if len(secrets) > 0 {
 		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o044 != 0 {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("config %s: holds a secret (ami.secret, store.password) but is readable by group or others (mode %04o); chmod 600 %s", path, fi.Mode().Perm(), path))
+			c.Warnings = append(c.Warnings, fmt.Sprintf("config %s: holds %s but is readable by group or others (mode %04o); chmod 600 %s", path, strings.Join(secrets, " and "), fi.Mode().Perm(), path))
 		}
 	}
 	return c, nil
