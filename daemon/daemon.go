@@ -679,6 +679,11 @@ func (d *Daemon) guardConfig(old, cfg Config, g Guard) error {
 }
 
 func (d *Daemon) purgeExpired() error {
+	// Put off while the shared store is known to be away, rather than
+	// wait out a request timeout every 30 s (and at start).
+	if err := d.storeAvailable(); err != nil {
+		return err
+	}
 	window := d.config().Door.FailureWindow.Duration
 	return d.db.Update(func(tx store.Tx) error {
 		now := d.now()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dialgate/dialgate/etcdstore"
 	"github.com/dialgate/dialgate/firewall"
 	"github.com/dialgate/dialgate/store"
 )
@@ -374,6 +375,11 @@ func (d *Daemon) purgeGrants(ctx context.Context) error {
 		return err
 	}
 	if err := d.purgeExpired(); err != nil {
+		if errors.Is(err, etcdstore.ErrUnreachable) {
+			// The kernel's timeouts end the grants meanwhile; status and
+			// the metrics already say the store is away.
+			return nil
+		}
 		return err
 	}
 	if len(expired) == 0 {
