@@ -494,3 +494,39 @@ func TestReopenCatchesUp(t *testing.T) {
 	}
 	mustUpdate(t, a, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "alice"}) })
 }
+
+// A record this dialgate cannot read, written into etcd behind its back,
+// is refused whole: the replica keeps its last state and says why, and
+// follows again once the record is gone.
+func TestUnreadableRecordRefused(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	prefix := newPrefix()
+	cfgA, cfgB := config(t, c.Endpoints(), prefix, "pbx-a"), config(t, c.Endpoints(), prefix, "pbx-b")
+	seed(t, cfgA)
+	a, b := open(t, cfgA), open(t, cfgB)
+	mustUpdate(t, a, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "alice"}) })
+	waitFor(t, 2*time.Second, "b sees alice", func() bool { return hasAccount(b, "alice") })
+
+	cli := c.Client(t)
+	bad := prefix + "b/entries/\x00\x00\x00\x00\x00\x00\x00\x63"
+	if _, err := cli.Put(context.Background(), bad, "not a record"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "b reports the unreadable record", func() bool {
+		return strings.Contains(b.Health().LastError, `bucket "entries"`)
+	})
+	if !hasAccount(b, "alice") {
+		t.Fatal("b lost its state over an unreadable record")
+	}
+	_ = b.View(func(tx store.Tx) error {
+		if _, err := tx.Entries(); err != nil {
+			t.Errorf("b's entries unreadable: %v", err)
+		}
+		return nil
+	})
+	if _, err := cli.Delete(context.Background(), bad); err != nil {
+		t.Fatal(err)
+	}
+	mustUpdate(t, a, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "bob"}) })
+	waitFor(t, 8*time.Second, "b follows again once the record is gone", func() bool { return hasAccount(b, "bob") })
+}

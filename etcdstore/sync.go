@@ -196,7 +196,13 @@ func (s *Store) watch(ctx context.Context, restart <-chan struct{}) error {
 			if err != nil {
 				s.log.Error("changes from the shared store not applied; keeping the last state", "err", err)
 				s.setError(err)
-				return err
+				// The watch would replay the same revision for ever; the
+				// current content may be sound again (the record fixed or
+				// removed), and a reload reads only that.
+				if rerr := s.resync(ctx, true); rerr != nil {
+					return err
+				}
+				return nil
 			}
 			rev = last
 		}

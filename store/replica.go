@@ -296,6 +296,33 @@ func checkSchemaOps(ops []Op) error {
 	return newError("the shared store holds no dialgate database (no schema version): run \"dialgate init\" or \"dialgate store migrate --to etcd\" first", ErrNoDatabase, nil)
 }
 
+// checkOp refuses a record this dialgate cannot read: whatever wrote it
+// (a newer dialgate, a hand edit in etcd), a replica that took it would
+// fail every read after, and the firewall with it. The change is refused
+// whole and the replica keeps its last state.
+func checkOp(op Op) error {
+	if op.Delete || op.Seq {
+		return nil
+	}
+	var err error
+	k := string(op.Key)
+	switch op.Bucket {
+	case string(bucketAccounts):
+		err = decodeRecord(op.Value, &accountV1{}, accountName(k))
+	case string(bucketEntries):
+		_, err = decodeEntry(op.Key, op.Value)
+	case string(bucketGrants):
+		_, err = decodeGrant(op.Key, op.Value)
+	case string(bucketFQDN):
+		err = decodeRecord(op.Value, &fqdnV1{}, fqdnName(k))
+	case string(bucketLockouts):
+		err = decodeRecord(op.Value, &lockoutV1{}, lockoutName(k))
+	case string(bucketAudit):
+		err = decodeRecord(op.Value, &auditV1{}, "audit record")
+	}
+	return err
+}
+
 // applyOps writes ops into tx's buckets, creating a bucket the first time
 // the shared store names it (a later version's index, say). Every bucket
 // of the schema is made: a shared store has no empty buckets.
@@ -308,6 +335,9 @@ func applyOps(tx *bbolt.Tx, ops []Op) error {
 	for _, op := range ops {
 		if op.Bucket == "" || op.Bucket == string(bucketReplica) {
 			return fmt.Errorf("change to bucket %q refused", op.Bucket)
+		}
+		if err := checkOp(op); err != nil {
+			return fmt.Errorf("bucket %q: %w", op.Bucket, err)
 		}
 		b, err := tx.CreateBucketIfNotExists([]byte(op.Bucket))
 		if err != nil {
