@@ -93,6 +93,9 @@ func TestSharedDaemonsFollowEachOther(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if v := storeMetric(t, b, "dialgate_store_reachable"); v != 1 {
+		t.Errorf("dialgate_store_reachable = %v before the cut", v)
+	}
 	cable.Cut()
 	_, err := b.AddEntry(ctx, localapi.AddEntryRequest{Account: "alice", Kind: "ip", Value: "192.0.2.8"})
 	if !errors.Is(err, etcdstore.ErrUnreachable) {
@@ -101,6 +104,12 @@ func TestSharedDaemonsFollowEachOther(t *testing.T) {
 	eventually(t, 4*time.Second, "b reports the store unreachable", func() bool { return b.storeAvailable() != nil })
 	if !strings.Contains(b.storeAvailable().Error(), "unreachable since") {
 		t.Errorf("storeAvailable: %v", b.storeAvailable())
+	}
+	if v := storeMetric(t, b, "dialgate_store_reachable"); v != 0 {
+		t.Errorf("dialgate_store_reachable = %v while cut", v)
+	}
+	if since := storeMetric(t, b, "dialgate_store_state_since_timestamp_seconds"); time.Since(time.UnixMilli(int64(since*1000))) > time.Minute {
+		t.Errorf("dialgate_store_state_since_timestamp_seconds = %v", since)
 	}
 	if _, err := a.DeleteEntry(ctx, ip.String(), Guard{}); err != nil {
 		t.Fatal(err)
@@ -219,4 +228,24 @@ func TestSharedFQDNRefreshInBatches(t *testing.T) {
 		return true
 	})
 	_ = b
+}
+
+// storeMetric is the value of one of the daemon's store series.
+func storeMetric(t *testing.T, d *Daemon, name string) float64 {
+	t.Helper()
+	mfs, err := d.metrics.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			m := mf.GetMetric()[0]
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
