@@ -54,7 +54,9 @@ var (
 // another goroutine. Read-write transactions are serialised, so a
 // read-modify-write inside one Update never loses a concurrent write.
 // Do slow work (DNS, the kernel, the network) outside the closure: a long
-// Update blocks every other writer.
+// Update blocks every other writer. On a shared store (etcdstore) fn may
+// run more than once, when another node committed first: it must not
+// accumulate state outside the transaction across runs.
 type Store interface {
 	View(fn func(Tx) error) error
 	Update(fn func(Tx) error) error
