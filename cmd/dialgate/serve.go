@@ -21,6 +21,14 @@ func newInitCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "init",
 		Short: "Prepare a fresh install: config, database, and whitelist this server and your SSH address",
+		Long: `init writes a default config if there is none, creates the database, and
+whitelists (code 0) localhost, this server's own addresses and the SSH
+client you run it from, so that starting the daemon cannot lock you out.
+Run again, it keeps what exists.
+
+With [store] backend = "etcd" the database is the one shared on etcd: init
+creates an empty one there if etcd holds none, and otherwise joins it,
+adding this PBX's addresses and your SSH client to the shared whitelist.`,
 		Example: `  dialgate init
   dialgate --config /tmp/lab/dialgate.toml init`,
 		Args: exactArgs(0),
