@@ -530,3 +530,33 @@ func TestUnreadableRecordRefused(t *testing.T) {
 	mustUpdate(t, a, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "bob"}) })
 	waitFor(t, 8*time.Second, "b follows again once the record is gone", func() bool { return hasAccount(b, "bob") })
 }
+
+// A replica taken to another etcd cluster is reloaded even when that
+// cluster's mark is at the very revision the replica saw: two clusters
+// seeded alike count revisions alike, so only the cluster ID tells them
+// apart.
+func TestOtherClusterSameRevision(t *testing.T) {
+	prefix := newPrefix()
+	var stores []*etcdstore.Store
+	var cfgs []etcdstore.Config
+	for i, name := range []string{"a0", "b0"} {
+		c := etcdtest.Start(t, etcdtest.Options{})
+		cfg := config(t, c.Endpoints(), prefix, fmt.Sprintf("pbx-%d", i))
+		seed(t, cfg)
+		s := open(t, cfg)
+		mustUpdate(t, s, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: name}) })
+		stores, cfgs = append(stores, s), append(cfgs, cfg)
+	}
+	_, markA, _ := stores[0].Replica().ReplicaState()
+	_, markB, _ := stores[1].Replica().ReplicaState()
+	if markA != markB {
+		t.Fatalf("precondition: the two clusters' marks differ (%d, %d); the case under test needs them equal", markA, markB)
+	}
+	stores[0].Close()
+	moved := cfgs[0]
+	moved.Endpoints = cfgs[1].Endpoints
+	s := open(t, moved)
+	if hasAccount(s, "a0") || !hasAccount(s, "b0") {
+		t.Fatalf("replica of one cluster taken for the other's: a0 %v, b0 %v", hasAccount(s, "a0"), hasAccount(s, "b0"))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -25,7 +26,15 @@ const probeEvery = time.Second
 // snapshot is the whole database at one revision.
 type snapshot struct {
 	rev, mark int64
+	origin    string
 	ops       []store.Op
+}
+
+// origin names the etcd cluster that answered: revisions of one cluster
+// mean nothing in another (a cluster rebuilt from scratch and seeded
+// again can reach the same mark revision with other content).
+func origin(h *etcdserverpb.ResponseHeader) string {
+	return fmt.Sprintf("etcd cluster %x", h.GetClusterId())
 }
 
 // readAll reads every key of the prefix at one revision, page by page.
@@ -43,7 +52,7 @@ func (s *Store) readAll(ctx context.Context) (snapshot, error) {
 	if len(first.Kvs) == 0 {
 		return snapshot{}, fmt.Errorf("etcd prefix %s holds no complete dialgate database (run \"dialgate init\" or \"dialgate store migrate --to etcd\"): %w", s.lay.prefix, store.ErrNoDatabase)
 	}
-	snap := snapshot{rev: first.Header.Revision, mark: first.Kvs[0].ModRevision}
+	snap := snapshot{rev: first.Header.Revision, mark: first.Kvs[0].ModRevision, origin: origin(first.Header)}
 	end := clientv3.GetPrefixRangeEnd(s.lay.prefix)
 	key := s.lay.prefix
 	for {
@@ -73,7 +82,7 @@ func (s *Store) resync(ctx context.Context, notify bool) error {
 	if err != nil {
 		return err
 	}
-	if err := s.db.ResetReplica(snap.rev, snap.mark, snap.ops); err != nil {
+	if err := s.db.ResetReplica(snap.rev, snap.mark, snap.origin, snap.ops); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -105,7 +114,11 @@ func (s *Store) catchUp(ctx context.Context) error {
 			s.unreachable(err)
 			return fmt.Errorf("%w: %w", ErrUnreachable, err)
 		}
-		if len(resp.Kvs) == 1 && resp.Kvs[0].ModRevision == mark {
+		have, err := s.db.ReplicaOrigin()
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) == 1 && resp.Kvs[0].ModRevision == mark && have == origin(resp.Header) {
 			s.reachable()
 			s.advanced(rev)
 			return nil

@@ -35,6 +35,9 @@ var (
 	// accepted only if no other transaction came after it.
 	keyReplicaMark = []byte("mark")
 	keyReplicaFrom = []byte("source")
+	// keyReplicaOrigin names the shared store instance the copy came from
+	// (etcd's cluster ID): revisions only compare within one.
+	keyReplicaOrigin = []byte("origin")
 )
 
 // ErrConflict reports that another node committed to the shared store
@@ -246,12 +249,24 @@ func (db *DB) ApplyChanges(changes []Change) (bool, Touched, error) {
 	return applied, touched, nil
 }
 
+// ReplicaOrigin is the origin ResetReplica last recorded ("" if none).
+func (db *DB) ReplicaOrigin() (string, error) {
+	var origin string
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		if rb := tx.Bucket(bucketReplica); rb != nil {
+			origin = string(rb.Get(keyReplicaOrigin))
+		}
+		return nil
+	})
+	return origin, err
+}
+
 // ResetReplica replaces everything the replica holds by ops, the whole
-// content of the shared store at revision rev, in one transaction: a
-// crash leaves the old copy. ops must hold a dialgate database of this
-// schema version (ErrNoDatabase, ErrSchema otherwise): a replica is never
-// filled with nothing.
-func (db *DB) ResetReplica(rev, mark int64, ops []Op) error {
+// content of the shared store instance origin at revision rev, in one
+// transaction: a crash leaves the old copy. ops must hold a dialgate
+// database of this schema version (ErrNoDatabase, ErrSchema otherwise): a
+// replica is never filled with nothing.
+func (db *DB) ResetReplica(rev, mark int64, origin string, ops []Op) error {
 	if err := checkSchemaOps(ops); err != nil {
 		return fmt.Errorf("replica %s: %w", db.path, err)
 	}
@@ -272,6 +287,9 @@ func (db *DB) ResetReplica(rev, mark int64, ops []Op) error {
 			}
 		}
 		if err := applyOps(tx, ops); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketReplica).Put(keyReplicaOrigin, []byte(origin)); err != nil {
 			return err
 		}
 		return setReplicaState(tx, rev, mark)

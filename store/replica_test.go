@@ -75,7 +75,7 @@ func openReplica(t *testing.T, s *sharedLog, ops []Op) *DB {
 	if err := r.View(func(Tx) error { return nil }); !errors.Is(err, ErrNoDatabase) {
 		t.Fatalf("View of an unfilled replica: %v, want ErrNoDatabase", err)
 	}
-	if err := r.ResetReplica(1, 1, ops); err != nil {
+	if err := r.ResetReplica(1, 1, "test", ops); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -169,7 +169,7 @@ func TestReplicaAndStandaloneNotConfused(t *testing.T) {
 		}
 		return nil
 	})
-	if err := r.ResetReplica(5, 5, nil); !errors.Is(err, ErrNoDatabase) {
+	if err := r.ResetReplica(5, 5, "test", nil); !errors.Is(err, ErrNoDatabase) {
 		t.Errorf("reset with nothing: %v, want ErrNoDatabase", err)
 	}
 }
