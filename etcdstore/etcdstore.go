@@ -218,6 +218,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := s.catchUp(ctx); err != nil {
 		if rev == 0 {
 			s.closeAll()
+			if errors.Is(err, store.ErrNoDatabase) || errors.Is(err, store.ErrSchema) {
+				return nil, err
+			}
 			return nil, fmt.Errorf("etcd store: the local replica %s was never filled and the shared store cannot be read: %w", cfg.Replica, err)
 		}
 		// A replica that holds a database is kept whatever happened to

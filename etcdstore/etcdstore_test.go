@@ -560,3 +560,14 @@ func TestOtherClusterSameRevision(t *testing.T) {
 		t.Fatalf("replica of one cluster taken for the other's: a0 %v, b0 %v", hasAccount(s, "a0"), hasAccount(s, "b0"))
 	}
 }
+
+// A prefix holding no database is refused, naming the remedy: a node
+// never starts from an empty whitelist.
+func TestEmptyPrefixRefused(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	cfg := config(t, c.Endpoints(), newPrefix(), "pbx-a")
+	_, err := etcdstore.Open(context.Background(), cfg)
+	if !errors.Is(err, store.ErrNoDatabase) || !strings.Contains(err.Error(), "dialgate init") {
+		t.Fatalf("empty prefix: %v", err)
+	}
+}
