@@ -571,3 +571,41 @@ func TestEmptyPrefixRefused(t *testing.T) {
 		t.Fatalf("empty prefix: %v", err)
 	}
 }
+
+// etcd's own users: a dialgate user whose role may read and write its
+// prefix only works; a wrong password does not get in.
+func TestEtcdUserAuth(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	ctx := context.Background()
+	admin := c.Client(t)
+	prefix := newPrefix()
+	steps := []func() error{
+		func() error { _, err := admin.UserAdd(ctx, "root", "root-pw"); return err },
+		func() error { _, err := admin.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := admin.RoleAdd(ctx, "dialgate"); return err },
+		func() error {
+			_, err := admin.RoleGrantPermission(ctx, "dialgate", prefix, clientv3.GetPrefixRangeEnd(prefix), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := admin.UserAdd(ctx, "pbx", "pbx-pw"); return err },
+		func() error { _, err := admin.UserGrantRole(ctx, "pbx", "dialgate"); return err },
+		func() error { _, err := admin.AuthEnable(ctx); return err },
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("auth setup step %d: %v", i, err)
+		}
+	}
+	cfg := config(t, c.Endpoints(), prefix, "pbx-a")
+	cfg.Username, cfg.Password = "pbx", "pbx-pw"
+	seed(t, cfg)
+	s := open(t, cfg)
+	mustUpdate(t, s, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "alice"}) })
+
+	wrong := cfg
+	wrong.Password = "guess"
+	wrong.Replica = filepath.Join(t.TempDir(), "wrong.db")
+	if _, err := etcdstore.Open(ctx, wrong); err == nil {
+		t.Fatal("a wrong etcd password got in")
+	}
+}
