@@ -609,3 +609,33 @@ func TestEtcdUserAuth(t *testing.T) {
 		t.Fatal("a wrong etcd password got in")
 	}
 }
+
+// A running node whose etcd is replaced by another cluster at a lower
+// revision (rebuilt, restored from an older snapshot) reloads from it: a
+// watch from the replica's revision would wait for a revision that
+// cluster has not reached and miss everything it has.
+func TestEtcdReplacedWhileRunning(t *testing.T) {
+	c1 := etcdtest.Start(t, etcdtest.Options{})
+	cable := c1.Cable(t)
+	prefix := newPrefix()
+	cfg := config(t, cable.Endpoints(), prefix, "pbx-a")
+	seed(t, cfg)
+	s := open(t, cfg)
+	for i := range 30 {
+		mustUpdate(t, s, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: fmt.Sprintf("a%d", i)}) })
+	}
+
+	c2 := etcdtest.Start(t, etcdtest.Options{})
+	other := config(t, c2.Endpoints(), prefix, "pbx-b")
+	seed(t, other)
+	mustUpdate(t, open(t, other), func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "rebuilt"}) })
+
+	cable.Cut()
+	cable.Retarget(c2)
+	cable.Mend()
+	waitFor(t, 10*time.Second, "the node reloads from the replacing cluster", func() bool {
+		return hasAccount(s, "rebuilt") && !hasAccount(s, "a0")
+	})
+	// And follows it from there.
+	mustUpdate(t, s, func(tx store.Tx) error { return tx.CreateAccount(store.Account{Name: "after"}) })
+}

@@ -142,14 +142,14 @@ func (s *Store) catchUp(ctx context.Context) error {
 // a link that went quiet.
 func (s *Store) run(ctx context.Context) {
 	defer close(s.done)
-	restart := make(chan struct{}, 1)
-	go s.probe(ctx, restart)
+	restart, reload := make(chan struct{}, 1), make(chan struct{}, 1)
+	go s.probe(ctx, restart, reload)
 	// A watch that keeps failing the same way (a database deleted behind
 	// dialgate's back) is retried less and less often, up to every 2 s:
 	// the log says it every 2 s, not five times a second.
 	pause := 200 * time.Millisecond
 	for ctx.Err() == nil {
-		err := s.watch(ctx, restart)
+		err := s.watch(ctx, restart, reload)
 		if ctx.Err() != nil {
 			return
 		}
@@ -167,9 +167,9 @@ func (s *Store) run(ctx context.Context) {
 	}
 }
 
-// watch runs one watch from the replica's revision until it fails or a
-// restart is asked for.
-func (s *Store) watch(ctx context.Context, restart <-chan struct{}) error {
+// watch runs one watch from the replica's revision until it fails, or a
+// restart or a reload is asked for.
+func (s *Store) watch(ctx context.Context, restart, reload <-chan struct{}) error {
 	rev, _, err := s.db.ReplicaState()
 	if err != nil {
 		return err
@@ -184,6 +184,8 @@ func (s *Store) watch(ctx context.Context, restart <-chan struct{}) error {
 		select {
 		case <-restart:
 			return nil
+		case <-reload:
+			return s.resync(ctx, true)
 		case resp, ok := <-wch:
 			if !ok {
 				return errors.New("watch ended")
@@ -275,9 +277,13 @@ func (s *Store) setError(err error) {
 }
 
 // probe reads the mark every probeEvery: the answer (or its absence)
-// says whether etcd is reachable, and a replica that stays behind the
-// mark while etcd answers means a stuck watch, which is restarted.
-func (s *Store) probe(ctx context.Context, restart chan<- struct{}) {
+// says whether etcd is reachable; a replica that stays behind the mark
+// while etcd answers means a stuck watch, which is restarted; and an
+// answer from another cluster, or a mark older than the replica's (etcd
+// restored from an older snapshot), means the replica's revisions mean
+// nothing there: a watch would wait for a revision the cluster has not
+// reached and miss what it has, so the replica is reloaded.
+func (s *Store) probe(ctx context.Context, restart, reload chan<- struct{}) {
 	t := time.NewTicker(probeEvery)
 	defer t.Stop()
 	behind := 0
@@ -299,17 +305,34 @@ func (s *Store) probe(ctx context.Context, restart chan<- struct{}) {
 		}
 		s.reachable()
 		_, mark, err := s.db.ReplicaState()
-		if err != nil || len(resp.Kvs) == 0 || resp.Kvs[0].ModRevision <= mark {
+		if err != nil || len(resp.Kvs) == 0 {
 			behind = 0
 			continue
 		}
-		if behind++; behind >= 3 {
-			behind = 0
-			s.log.Warn("replica behind the shared store; restarting the watch", "replica_mark", mark, "store_mark", resp.Kvs[0].ModRevision)
-			select {
-			case restart <- struct{}{}:
-			default:
+		have, err := s.db.ReplicaOrigin()
+		now := resp.Kvs[0].ModRevision
+		switch {
+		case err != nil:
+		case have != origin(resp.Header) || now < mark:
+			s.log.Warn("the shared store is another cluster, or went back in time; reloading the replica",
+				"replica_origin", have, "store_origin", origin(resp.Header), "replica_mark", mark, "store_mark", now)
+			poke(reload)
+		case now > mark:
+			if behind++; behind >= 3 {
+				behind = 0
+				s.log.Warn("replica behind the shared store; restarting the watch", "replica_mark", mark, "store_mark", now)
+				poke(restart)
 			}
+			continue
 		}
+		behind = 0
+	}
+}
+
+// poke sends on ch unless a signal is pending already.
+func poke(ch chan<- struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }

@@ -89,6 +89,16 @@ func (cb *Cable) Endpoints() []string {
 // UnixEndpoints returns only the Cable's unix socket URL.
 func (cb *Cable) UnixEndpoints() []string { return cb.Endpoints()[1:] }
 
+// Retarget makes new connections go to another cluster's members: the
+// client's etcd replaced behind its back (a cluster rebuilt, restored
+// from an older snapshot). Cut and Mend around it drop the connections
+// already made.
+func (cb *Cable) Retarget(c *Cluster) {
+	cb.mu.Lock()
+	defer cb.mu.Unlock()
+	cb.c = c
+}
+
 // Cut drops every connection through the Cable and black-holes new ones.
 func (cb *Cable) Cut() {
 	cb.mu.Lock()
@@ -184,8 +194,8 @@ func (cb *Cable) forward(client net.Conn) {
 // dialMember tries the members in rotation so several connections
 // spread over the cluster and a stopped member is skipped.
 func (cb *Cable) dialMember() net.Conn {
-	paths := cb.c.unixPaths()
 	cb.mu.Lock()
+	paths := cb.c.unixPaths()
 	start := cb.next
 	cb.next++
 	cb.mu.Unlock()
