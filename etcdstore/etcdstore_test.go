@@ -163,6 +163,7 @@ func TestConcurrentNodesLoseNothing(t *testing.T) {
 	nodes := []*etcdstore.Store{open(t, cfgA), open(t, cfgB)}
 
 	const perWorker, workers = 20, 3
+	resyncs := []int{nodes[0].Health().Resyncs, nodes[1].Health().Resyncs}
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*workers)
 	for _, n := range nodes {
@@ -199,6 +200,13 @@ func TestConcurrentNodesLoseNothing(t *testing.T) {
 			_ = n.View(func(tx store.Tx) (err error) { v, err = tx.Setting("counter"); return err })
 			return string(v) == want
 		})
+	}
+	// Busy as it was, neither node mistook the other's commits for etcd
+	// going back in time.
+	for i, n := range nodes {
+		if got := n.Health().Resyncs; got != resyncs[i] {
+			t.Errorf("node %d reloaded %d times under load", i, got-resyncs[i])
+		}
 	}
 }
 

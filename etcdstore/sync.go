@@ -293,6 +293,12 @@ func (s *Store) probe(ctx context.Context, restart, reload chan<- struct{}) {
 			return
 		case <-t.C:
 		}
+		// The replica first: its mark only ever comes from etcd, so read
+		// before the question it can only be at or behind the answer, and
+		// an answer older than it is etcd going back, not a commit of
+		// this node's landing in between.
+		_, mark, merr := s.db.ReplicaState()
+		have, oerr := s.db.ReplicaOrigin()
 		pctx, cancel := context.WithTimeout(ctx, min(s.cfg.RequestTimeout, 2*time.Second))
 		resp, err := s.cli.Get(clientv3.WithRequireLeader(pctx), s.lay.mark())
 		cancel()
@@ -304,15 +310,13 @@ func (s *Store) probe(ctx context.Context, restart, reload chan<- struct{}) {
 			continue
 		}
 		s.reachable()
-		_, mark, err := s.db.ReplicaState()
-		if err != nil || len(resp.Kvs) == 0 {
+		if merr != nil || len(resp.Kvs) == 0 {
 			behind = 0
 			continue
 		}
-		have, err := s.db.ReplicaOrigin()
 		now := resp.Kvs[0].ModRevision
 		switch {
-		case err != nil:
+		case oerr != nil:
 		case have != origin(resp.Header) || now < mark:
 			s.log.Warn("the shared store is another cluster, or went back in time; reloading the replica",
 				"replica_origin", have, "store_origin", origin(resp.Header), "replica_mark", mark, "store_mark", now)
