@@ -160,7 +160,7 @@ func benchDoor(b *testing.B, name string, calls int, doorConf string) time.Durat
 	e.ok("account", "set", "bench", "--number", aliceNumber) // what sipCall keys
 	e.withStdin("48151623\n").ok("account", "passcode", "bench", "--stdin")
 
-	lat := doorLatencies(b, e, calls, 2, func(i int, src netip.Addr) agitest.Call {
+	lat, _ := doorLatencies(b, e, calls, 2, func(i int, src netip.Addr) agitest.Call {
 		if i%100 == 99 {
 			// Keep the store's grant list from growing with the run.
 			e.ok("account", "set", "bench", "--disable")
@@ -175,9 +175,9 @@ func benchDoor(b *testing.B, name string, calls int, doorConf string) time.Durat
 // doorLatencies places calls (call(i, src) builds the i-th, from src) and
 // returns, for each, the time from the caller's last digit (the reply to
 // GET DATA number passcodeAt, the passcode) reaching the FastAGI server
-// to the kernel accepting a packet from src.
-func doorLatencies(b *testing.B, e *e2e, calls, passcodeAt int, call func(i int, src netip.Addr) agitest.Call) []time.Duration {
-	var lat []time.Duration
+// to the kernel accepting a packet from src, and to the end of the call
+// (the door has said "granted").
+func doorLatencies(b *testing.B, e *e2e, calls, passcodeAt int, call func(i int, src netip.Addr) agitest.Call) (lat, answer []time.Duration) {
 	for i := 0; i < calls; i++ {
 		src := benchAddr(i % 30000)
 		c := call(i, src)
@@ -195,13 +195,15 @@ func doorLatencies(b *testing.B, e *e2e, calls, passcodeAt int, call func(i int,
 			}
 		}
 		tr, err := e.dial(c)
+		ended := time.Now()
 		wg.Wait()
 		if err != nil || perr != nil || tr.Variables["DIALGATE_RESULT"] != "granted" {
 			b.Fatalf("call %d: %v %v %v", i, err, perr, tr.Variables)
 		}
 		lat = append(lat, got.Sub(t0))
+		answer = append(answer, ended.Sub(t0))
 	}
-	return lat
+	return lat, answer
 }
 
 func knockdRun(b *testing.B, lab *fwtest.Lab, calls int) time.Duration {

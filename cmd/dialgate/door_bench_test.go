@@ -96,7 +96,7 @@ func BenchmarkDoorAccounts(b *testing.B) {
 		e.seedAccounts(b, n, "48151623")
 		e.startServe()
 		number := strconv.Itoa(10000 + n - 1) // the last account
-		lat := doorLatencies(b, e, calls, 2, func(i int, src netip.Addr) agitest.Call {
+		lat, _ := doorLatencies(b, e, calls, 2, func(i int, src netip.Addr) agitest.Call {
 			return doorCall(number, "48151623", fmt.Sprintf("+1555%07d", i), src.String())
 		})
 		p50[n], _ = percentiles(b, fmt.Sprintf("accounts-%d", n), lat)

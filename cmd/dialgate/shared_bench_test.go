@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dialgate/dialgate/agi/agitest"
 	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/etcdstore"
 	"github.com/dialgate/dialgate/etcdtest"
@@ -417,37 +418,14 @@ func doorGrantLatency(b *testing.B, e *e2e, name string, calls int) (p50, p99, a
 	e.ok("account", "add", "bench", "--perms", "1")
 	e.ok("account", "set", "bench", "--number", aliceNumber) // what sipCall keys
 	e.withStdin("48151623\n").ok("account", "passcode", "bench", "--stdin")
-	var lat, answer []time.Duration
-	for i := 0; i < calls; i++ {
+	lat, answer := doorLatencies(b, e, calls, 2, func(i int, src netip.Addr) agitest.Call {
 		if i%100 == 99 {
 			// Keep the store's grant list from growing with the run.
 			e.ok("account", "set", "bench", "--disable")
 			e.ok("account", "set", "bench", "--enable")
 		}
-		src := benchAddr(i % 30000)
-		c := sipCall("48151623", "900", src)
-		start := make(chan time.Time, 1)
-		var wg sync.WaitGroup
-		var got time.Time
-		var perr error
-		wg.Add(1)
-		go func() { defer wg.Done(); got, perr = firstAccepted(e.lab, src, start, 5*time.Second) }()
-		var t0 time.Time
-		c.AfterDigits = func(n int) {
-			if n == 2 { // the passcode
-				t0 = time.Now()
-				start <- t0
-			}
-		}
-		tr, err := e.dial(c)
-		ended := time.Now()
-		wg.Wait()
-		if err != nil || perr != nil || tr.Variables["DIALGATE_RESULT"] != "granted" {
-			b.Fatalf("%s call %d: %v %v %v", name, i, err, perr, tr.Variables)
-		}
-		lat = append(lat, got.Sub(t0))
-		answer = append(answer, ended.Sub(t0))
-	}
+		return sipCall("48151623", "900", src)
+	})
 	answer50, _ = percentiles(b, name+"-answer", answer)
 	p50, p99 = percentiles(b, name, lat)
 	return p50, p99, answer50
