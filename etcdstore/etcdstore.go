@@ -179,10 +179,7 @@ type Health struct {
 // with.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	cfg.defaults()
-	lay, err := newLayout(cfg.Prefix)
-	if err != nil {
-		return nil, err
-	}
+	lay := newLayout(cfg.Prefix)
 	if cfg.Replica == "" {
 		return nil, errors.New("etcd store: no replica path ([store] replica)")
 	}
@@ -445,10 +442,7 @@ var ErrOffline = errors.New("replica opened without the shared store: read only"
 // etcd: what a boot restores the firewall from before the network is up.
 func OpenOffline(cfg Config) (*store.DB, error) {
 	cfg.defaults()
-	lay, err := newLayout(cfg.Prefix)
-	if err != nil {
-		return nil, err
-	}
+	lay := newLayout(cfg.Prefix)
 	return store.OpenReplica(cfg.Replica, store.ReplicaOptions{
 		Source: "etcd prefix " + lay.prefix,
 		Node:   cfg.Node,

@@ -21,14 +21,14 @@ import (
 // range read of P b/<bucket>/ is the bucket in order.
 type layout struct{ prefix string }
 
-func newLayout(prefix string) (layout, error) {
+func newLayout(prefix string) layout {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	return layout{prefix}, nil
+	return layout{prefix}
 }
 
 func (l layout) mark() string { return l.prefix + "mark" }

@@ -18,10 +18,7 @@ import (
 // leaves nothing any node would read, and is cleared by the next one.
 func Push(ctx context.Context, cfg Config, ops []store.Op, progress func(done, total int)) error {
 	cfg.defaults()
-	lay, err := newLayout(cfg.Prefix)
-	if err != nil {
-		return err
-	}
+	lay := newLayout(cfg.Prefix)
 	cli, err := Client(cfg)
 	if err != nil {
 		return err
@@ -100,10 +97,7 @@ func Push(ctx context.Context, cfg Config, ops []store.Op, progress func(done, t
 // Pull reads the whole database under cfg's prefix at one revision.
 func Pull(ctx context.Context, cfg Config) ([]store.Op, int64, error) {
 	cfg.defaults()
-	lay, err := newLayout(cfg.Prefix)
-	if err != nil {
-		return nil, 0, err
-	}
+	lay := newLayout(cfg.Prefix)
 	cli, err := Client(cfg)
 	if err != nil {
 		return nil, 0, err
