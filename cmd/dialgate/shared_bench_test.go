@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dialgate/dialgate/agi/agitest"
 	"github.com/dialgate/dialgate/daemon"
 	"github.com/dialgate/dialgate/etcdstore"
 	"github.com/dialgate/dialgate/etcdtest"
@@ -403,30 +402,4 @@ func BenchmarkDoorLatencyEtcdVsBBolt(b *testing.B) {
 		b.ReportMetric(float64(ep99)/float64(bp99), cost.name+"etcd/bbolt-p99")
 		b.ReportMetric(float64(ea50)/float64(ba50), cost.name+"etcd/bbolt-answer-p50")
 	}
-}
-
-// doorGrantLatency sets up account "bench" on e's running daemon and
-// places calls keying its right passcode, each from a fresh address. It
-// reports two latencies from the caller's last digit: to the kernel
-// accepting the granted address (name-p50-ms, returned), and to the end
-// of the call, after the door said "granted" (name-answer-p50-ms). The
-// daemon changes the kernel before its transaction commits, so on etcd
-// the first can precede the commit; the second cannot.
-func doorGrantLatency(b *testing.B, e *e2e, name string, calls int) (p50, p99, answer50 time.Duration) {
-	anyIP(b, e.lab)
-	e.lab.Echo(b, "udp", 5060)
-	e.ok("account", "add", "bench", "--perms", "1")
-	e.ok("account", "set", "bench", "--number", aliceNumber) // what sipCall keys
-	e.withStdin("48151623\n").ok("account", "passcode", "bench", "--stdin")
-	lat, answer := doorLatencies(b, e, calls, 2, func(i int, src netip.Addr) agitest.Call {
-		if i%100 == 99 {
-			// Keep the store's grant list from growing with the run.
-			e.ok("account", "set", "bench", "--disable")
-			e.ok("account", "set", "bench", "--enable")
-		}
-		return sipCall("48151623", "900", src)
-	})
-	answer50, _ = percentiles(b, name+"-answer", answer)
-	p50, p99 = percentiles(b, name, lat)
-	return p50, p99, answer50
 }
