@@ -90,8 +90,8 @@ func (s *Store) resync(ctx context.Context, notify bool) error {
 	s.mu.Unlock()
 	s.log.Info("replica reloaded from the shared store", "revision", snap.rev, "keys", len(snap.ops))
 	s.advanced(snap.rev)
-	s.touch(store.Touched{Full: true})
 	if notify {
+		s.touch(store.Touched{Full: true})
 		s.notifyChanged()
 	}
 	return nil
