@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,6 +160,17 @@ func TestSharedStoreThreeNodes(t *testing.T) {
 		t.Errorf("one etcd member down: %s exit %d %q", b.name, code, line)
 	}
 	c.Restart(0)
+
+	// C killed (-9) while A changes the whitelist: its kernel keeps what
+	// it had, and started again it catches up.
+	cc.stopWith(syscall.SIGKILL)
+	a.ok("allow", "ip", "alice", fwtest.OtherV6.String())
+	cc.reaches(t, fwtest.OtherV4, true, time.Second)
+	cc.reaches(t, fwtest.OtherV6, false, time.Second)
+	cc.startServe()
+	cc.reaches(t, fwtest.OtherV6, true, 5*time.Second)
+	a.ok("deny", fwtest.OtherV6.String())
+	cc.reaches(t, fwtest.OtherV6, false, time.Second)
 
 	// B is cut off from etcd.
 	b.cable.Cut()
